@@ -101,6 +101,7 @@ class LakeStorage:
         self.storage_options = dict(storage_options or {})
         self.stats = ReadStats()
         self._fs: fsspec.AbstractFileSystem | None = None
+        self._async_fs: fsspec.AbstractFileSystem | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # filesystems hold sockets and event loops: rebuild them in the unpickling process
@@ -109,7 +110,7 @@ class LakeStorage:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.stats = ReadStats()
-        self._fs = None
+        self._fs = self._async_fs = None
 
     def __repr__(self) -> str:
         return f"LakeStorage({self.url!r})"
@@ -120,6 +121,18 @@ class LakeStorage:
         if self._fs is None:
             self._fs, _ = fsspec.core.url_to_fs(self.url, **self.storage_options)
         return self._fs
+
+    @property
+    def async_fs(self) -> fsspec.AbstractFileSystem:
+        """One asynchronous filesystem for every Zarr store of this lake (one connection pool)."""
+        if self._async_fs is None:
+            fs, _ = fsspec.core.url_to_fs(self.url, **{"asynchronous": True, **self.storage_options})
+            if not fs.async_impl:
+                from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+
+                fs = AsyncFileSystemWrapper(fs)
+            self._async_fs = fs
+        return self._async_fs
 
     def path(self, relative: str) -> str:
         """The filesystem path of ``relative`` under the lake root (as the fs expects it)."""
@@ -155,7 +168,15 @@ class LakeStorage:
             os.makedirs(os.path.dirname(self.path(destination)), exist_ok=True)
             os.replace(self.path(source), self.path(destination))
         else:
-            self.fs.mv(self.path(source), self.path(destination), recursive=True)
+            # object stores have no rename: copy every object, then delete the source
+            self.fs.invalidate_cache()
+            source_root, destination_root = self.path(source), self.path(destination)
+            objects = self.fs.find(source_root)
+            if not objects:
+                raise FileNotFoundError(f"nothing to move at {self.display(source)}")
+            for item in objects:
+                self.fs.copy(item, destination_root + item[len(source_root):])
+            self.fs.rm(source_root, recursive=True)
             self.fs.invalidate_cache()
 
     def staging_path(self, name: str) -> str:
@@ -191,7 +212,5 @@ class LakeStorage:
         if self.local:
             inner: zarr.abc.store.Store = zarr.storage.LocalStore(self.path(relative), read_only=read_only)
         else:
-            inner = zarr.storage.FsspecStore.from_url(
-                self.display(relative), storage_options=self.storage_options, read_only=read_only
-            )
+            inner = zarr.storage.FsspecStore(self.async_fs, read_only=read_only, path=self.path(relative))
         return ReadCountingStore(inner, self.stats, prefix=relative)

@@ -150,7 +150,7 @@ def write_dataset_group(store: Any, ds: xr.Dataset, group: str | None, chunks: M
     """Write one xarray dataset as a group of ``store`` (Zarr v3, variable-length strings)."""
     encoding = {name: {"chunks": shape} for name, shape in (chunks or {}).items()}
     prepared = _variable_length_strings(ds.drop_encoding())
-    prepared.to_zarr(store, group=group, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
+    prepared.to_zarr(store, group=group, mode="w-", zarr_format=3, consolidated=False, encoding=encoding)
 
 
 def open_dataset_group(store: Any, group: str | None) -> xr.Dataset:

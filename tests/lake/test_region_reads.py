@@ -1,0 +1,45 @@
+"""Voxels are sorted by region and chunked so that reading one region reads only its own chunks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from laion_lake.lake import create_lake, open_lake
+from tests.lake import handmade
+
+REGIONS = {"V1": 700, "V4": 300, "IT": 1100}  # V1 spans two 512-wide neuroid chunks
+
+
+def test_one_region_reads_only_its_chunks(lake_location):
+    url, options = lake_location
+    lake = create_lake(url, options)
+    lake.write_stimuli(handmade.stimulus_table())
+    lake.write_subject("sub-01", handmade.assembly("sub-01", regions=REGIONS))
+    lake = open_lake(url, options)
+    lake.storage.stats.reset()
+    responses = lake.responses("sub-01", "V1", nc_threshold=None).compute()
+    assert responses.sizes["neuroid"] == REGIONS["V1"]
+    betas_chunks = lake.storage.stats.chunk_keys("subjects/sub-01.zarr/regions/")
+    betas_chunks = [key for key in betas_chunks if "/betas/c/" in key]
+    n_trials = lake.subject("sub-01").sizes["trial"]
+    expected = math.ceil(n_trials / 2048) * math.ceil(REGIONS["V1"] / 512)
+    assert all(key.startswith("subjects/sub-01.zarr/regions/V1/betas/c/") for key in betas_chunks), betas_chunks
+    assert len(betas_chunks) == expected == 2
+
+
+def test_region_query_reads_a_fraction_of_the_subject(tmp_path):
+    lake = create_lake(str(tmp_path / "lake"))
+    lake.write_stimuli(handmade.stimulus_table())
+    lake.write_subject("sub-01", handmade.assembly("sub-01", regions=REGIONS))
+    lake.storage.stats.reset()
+    lake.responses("sub-01", "V4", nc_threshold=None).compute()
+    one_region = lake.storage.stats.bytes_read
+    lake.storage.stats.reset()
+    lake.subject("sub-01")["betas"].compute()
+    whole = lake.storage.stats.bytes_read
+    share = REGIONS["V4"] / sum(REGIONS.values())
+    # compressed random float32 is near raw size, so the byte ratio tracks the voxel share
+    assert one_region / whole < share + 0.1, (one_region, whole)
+    assert np.isfinite(one_region) and one_region > 0
