@@ -1,0 +1,112 @@
+"""The words benchmark identifiers are built from, as data (SPEC sections 1-3).
+
+Every valid family, region, split, metric, convention and noise-ceiling coordinate is listed here
+once; identifiers, validation and error suggestions are all derived from these tables, so adding
+a region or a split is a one-line change with no new hand-written identifiers.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+# family -> which pool its splits come from: "shared" or one pool per subject
+FAMILY_POOLS = MappingProxyType({"LAION_fMRI": "shared", "LAION_fMRI_persubject": "subject"})
+SHARED_POOL = "shared"
+
+# region -> the stored regions (voxel sets in a subject assembly) it is the union of;
+# derived regions are concatenations, never stored, so the lake keeps one copy of each voxel
+REGION_COMPONENTS = MappingProxyType(
+    {
+        "V1": ("V1",),
+        "V2": ("V2",),
+        "V3": ("V3",),
+        "V4": ("V4",),
+        "IT": ("IT",),
+        "IT_full": ("V4", "IT"),
+    }
+)
+REGIONS = tuple(REGION_COMPONENTS)
+
+SUBJECTS = ("sub-01", "sub-03", "sub-05", "sub-06", "sub-07")
+
+# SPEC order (largest category first), so messages list them as the dataset documents them
+OOD_CATEGORIES = (
+    "shape",
+    "relations",
+    "unusual",
+    "cropped",
+    "selfmade",
+    "gaudy",
+    "illusion-classic",
+    "gabor",
+    "illusion-natural",
+)
+
+N_RANDOM_SPLITS = 5
+N_CLUSTER_FOLDS = 5
+CLUSTER_PREFIX = f"cluster_k{N_CLUSTER_FOLDS}"
+OOD_PREFIX = "ood_"
+
+# split names as published: one JSON per (pool, name)
+STORED_SPLITS = (
+    ("tau", "ood")
+    + tuple(f"random_{k}" for k in range(N_RANDOM_SPLITS))
+    + tuple(f"{CLUSTER_PREFIX}_{k}" for k in range(N_CLUSTER_FOLDS))
+)
+
+# benchmark split -> stored splits whose train sets it fits on (one per fold), and the OOD category
+# its test set is restricted to. Derived, not typed: ood_<category> and cluster_k5 are families of
+# splits over the same stored data.
+SPLIT_FOLDS: MappingProxyType[str, tuple[tuple[str, ...], str | None]] = MappingProxyType(
+    {name: ((name,), None) for name in STORED_SPLITS}
+    | {f"{OOD_PREFIX}{category}": (("ood",), category) for category in OOD_CATEGORIES}
+    | {CLUSTER_PREFIX: (tuple(f"{CLUSTER_PREFIX}_{k}" for k in range(N_CLUSTER_FOLDS)), None)}
+)
+SPLITS = tuple(SPLIT_FOLDS)
+
+RIDGECV = "ridgecv"
+RIDGE = "ridge"
+RDM_PEARSON = "rdm-pearson"
+REGRESSION_METRICS = (RIDGECV, RIDGE)
+METRICS = REGRESSION_METRICS + (RDM_PEARSON,)
+
+# the 21 candidate alphas 10**k, k = -10..10 (SPEC 3.1); ridge uses a fixed alpha of 1
+RIDGECV_ALPHAS = tuple(10.0**k for k in range(-10, 11))
+DEFAULT_ALPHAS = MappingProxyType({RIDGECV: RIDGECV_ALPHAS, RIDGE: (1.0,), RDM_PEARSON: ()})
+
+CONVENTIONS = ("brainscore", "nsd")
+NC_COORDS = ("nc_4rep", "nc_12rep", "nc_allrep")
+
+DEFAULT_CONVENTION = "brainscore"
+DEFAULT_NC_THRESHOLD = 30.0
+DEFAULT_NC_COORD = "nc_12rep"
+FIRST_VERSION = 1
+
+CITATION = (
+    "Zerbe, Roth, Mell, Herholz, Knapen & Hebart. The LAION-fMRI 7T fMRI dataset. "
+    "Vision Sciences Society (VSS) 2026. "
+    "Benchmarked with Brain-Score: Schrimpf et al., Brain-Score: Which Artificial Neural Network "
+    "for Object Recognition is most Brain-Like? bioRxiv 407007 (2018); Schrimpf et al., Integrative "
+    "Benchmarking to Advance Neurally Mechanistic Models of Human Intelligence, Neuron (2020)."
+)
+
+BIBTEX = """@misc{zerbe2026laionfmri,
+  author = {Zerbe and Roth and Mell and Herholz and Knapen and Hebart},
+  title = {{LAION-fMRI}},
+  howpublished = {Vision Sciences Society (VSS)},
+  year = {2026}
+}
+@article{schrimpf2018brainscore,
+  author = {Schrimpf, Martin and Kubilius, Jonas and Hong, Ha and Majaj, Najib J. and Rajalingham, Rishi and Issa, Elias B. and Kar, Kohitij and Bashivan, Pouya and Prescott-Roy, Jonathan and Geiger, Franziska and Schmidt, Kailyn and Yamins, Daniel L. K. and DiCarlo, James J.},
+  title = {Brain-Score: Which Artificial Neural Network for Object Recognition is most Brain-Like?},
+  journal = {bioRxiv},
+  doi = {10.1101/407007},
+  year = {2018}
+}
+@article{schrimpf2020integrative,
+  author = {Schrimpf, Martin and Kubilius, Jonas and Lee, Michael J. and Murty, N. Apurva Ratan and Ajemian, Robert and DiCarlo, James J.},
+  title = {Integrative Benchmarking to Advance Neurally Mechanistic Models of Human Intelligence},
+  journal = {Neuron},
+  doi = {10.1016/j.neuron.2020.07.040},
+  year = {2020}
+}"""
