@@ -86,8 +86,8 @@ class Lake:
         check_record(manifest, "lake_manifest", where=self.storage.display(MANIFEST))
         self.storage.write_json(MANIFEST, manifest)
         self.manifest = manifest
-        self.__dict__.pop("stimuli", None)
-        self.__dict__.pop("_splits", None)
+        for cached in ("stimuli", "_splits", "_subject_stores"):
+            self.__dict__.pop(cached, None)
 
     def set_provenance(self, provenance: Mapping[str, Any]) -> None:
         """Merge ``provenance`` into the manifest's provenance record."""
@@ -184,9 +184,16 @@ class Lake:
             test = test[test_categories == category]
         return np.sort(train), np.sort(test)
 
+    @cached_property
+    def _subject_stores(self) -> dict[str, SubjectStore]:
+        return {}
+
     def _subject_store(self, subject: str) -> SubjectStore:
+        """The opened store of one subject, kept: its trial table is read once per Lake."""
         self._require_subject(subject)
-        return SubjectStore(self.storage, subject)
+        if subject not in self._subject_stores:
+            self._subject_stores[subject] = SubjectStore(self.storage, subject)
+        return self._subject_stores[subject]
 
     def subject(self, subject: str) -> xr.Dataset:
         """One subject's trial-level assembly: betas (trial, neuroid), lazy, with every coordinate."""

@@ -1,0 +1,109 @@
+"""End-to-end scores on the synthetic lake: the glue against scikit-learn, and the known ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import RidgeCV
+
+from laion_lake import list_benchmarks, load_benchmark, score, score_many
+from laion_lake.compute.ridge import DEFAULT_ALPHAS
+from laion_lake.synthetic import make_lake
+from laion_lake.synthetic.features import EXPECTED_RANKING, MODEL_LAYERS
+
+
+@pytest.fixture(scope="module")
+def tiny_lake(tmp_path_factory):
+    return make_lake(str(tmp_path_factory.mktemp("tiny") / "lake"), scale="tiny", seed=0)
+
+
+def test_one_cell_matches_scikit_learn_ridgecv(tiny_lake):
+    """The per-subject V1 tau cell of sub-01, recomputed from the lake with sklearn RidgeCV."""
+    from scipy.stats import pearsonr
+
+    spec = load_benchmark("LAION_fMRI_persubject.V1-tau-ridgecv", subjects=["sub-01"])
+    result = score(tiny_lake, "early_model", "conv2", spec)
+    train, test = tiny_lake.split("sub-01", "tau")
+    X_train = tiny_lake.features("early_model", "conv2", train).values.astype(np.float64)
+    X_test = tiny_lake.features("early_model", "conv2", test).values.astype(np.float64)
+    Y_train = tiny_lake.responses("sub-01", "V1", train).values.astype(np.float64)
+    responses = tiny_lake.responses("sub-01", "V1", test)
+    Y_test = responses.values.astype(np.float64)
+    model = RidgeCV(alphas=DEFAULT_ALPHAS, alpha_per_target=False).fit(X_train, Y_train)
+    predictions = model.predict(X_test)
+    r = np.array([pearsonr(predictions[:, v], Y_test[:, v])[0] for v in range(Y_test.shape[1])])
+    raw = np.median(r)
+    ceiling = np.median(np.sqrt(np.clip(responses["nc_12rep"].values, 0, 100) / 100))
+    detail = result.attrs["detail"][0]
+    assert detail["alpha"] == model.alpha_
+    assert result.attrs["raw"] == pytest.approx(raw, abs=1e-6)
+    assert result.attrs["ceiling"] == pytest.approx(ceiling, abs=1e-7)
+    assert float(result) == pytest.approx(raw**2 / ceiling, abs=1e-6)
+    assert np.isnan(result.attrs["error"]) and "single value" in result.attrs["error_reason"]
+
+
+def test_rdm_cell_matches_scipy(tiny_lake):
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr
+
+    spec = load_benchmark("LAION_fMRI.IT-rdm-pearson", subjects=["sub-03"])
+    result = score(tiny_lake, "late_model", "fc6", spec)
+    table = tiny_lake.stimuli
+    ids = np.sort(table["stimulus_id"].values[table["shared"].values & (table["ood_category"].values == "")])
+    features = tiny_lake.features("late_model", "fc6", ids).values.astype(np.float64)
+    responses = tiny_lake.responses("sub-03", "IT", ids)
+    # pdist's 'correlation' distance is 1 - Pearson r, in the upper-triangle order
+    raw = spearmanr(pdist(features, "correlation"), pdist(responses.values.astype(np.float64), "correlation")).statistic
+    ceiling = np.mean(np.sqrt(responses["nc_12rep"].values / 100))
+    # float32 responses: near-equal dissimilarities may rank differently by rounding, hence 1e-6
+    assert result.attrs["raw"] == pytest.approx(raw, abs=1e-6)
+    assert float(result) == pytest.approx(raw / ceiling, abs=1e-6)
+
+
+def test_multi_subject_aggregate_and_bootstrap(tiny_lake):
+    spec = load_benchmark("LAION_fMRI.V4-tau-ridgecv")
+    result = score(tiny_lake, "late_model", "fc6", spec)
+    detail = result.attrs["detail"]
+    assert [d["subject"] for d in detail] == ["sub-01", "sub-03", "sub-05", "sub-06", "sub-07"]
+    ceiled = np.array([d["ceiled"] for d in detail])
+    assert float(result) == pytest.approx(ceiled.mean(), abs=1e-12)
+    assert result.attrs["raw"] == pytest.approx(np.mean([d["raw"] for d in detail]), abs=1e-12)
+    draws = np.random.default_rng(0).integers(0, 5, size=(200, 5))
+    assert result.attrs["error"] == pytest.approx(ceiled[draws].mean(axis=1).std(ddof=1), abs=1e-12)
+    assert result.attrs["error_over"] == "subjects" and result.attrs["n_bootstrap"] == 200
+    assert result.attrs["benchmark"] == "LAION_fMRI.V4-tau-ridgecv" and result.attrs["benchmark_version"] == 1
+    assert result.attrs["convention"] == "brainscore"
+
+
+def test_kfold_benchmark_averages_folds(tiny_lake):
+    spec = load_benchmark("LAION_fMRI.V1-cluster_k5-ridge", subjects=["sub-01", "sub-05"])
+    result = score(tiny_lake, "early_model", "conv2", spec)
+    folds = result.attrs["fold_scores"]
+    assert len(folds) == 5 and result.attrs["error_over"] == "folds"
+    assert float(result) == pytest.approx(np.mean(folds), abs=1e-12)
+    assert {d["alpha"] for d in result.attrs["detail"]} == {1.0}
+
+
+def test_same_seed_same_scores_bit_for_bit(tiny_lake, tmp_path):
+    again = make_lake(str(tmp_path / "again"), scale="tiny", seed=0)
+    ids = ["LAION_fMRI_persubject.IT-ood-ridgecv", "LAION_fMRI.V1-rdm-pearson"]
+    first = score_many(tiny_lake, [("late_model", "fc6")], ids)
+    second = score_many(again, [("late_model", "fc6")], ids)
+    for key in first:
+        assert float(first[key]) == float(second[key])
+        assert first[key].attrs["detail"] == second[key].attrs["detail"]
+
+
+def test_one_eigendecomposition_per_feature_set_subject_and_train_set(tiny_lake, monkeypatch):
+    """All four regions, ridge and ridgecv and the nine ood_<category> cells share one decomposition."""
+    import laion_lake.scoring.units as units
+
+    calls = []
+    real = units.eigendecompose_centered_kernel
+    monkeypatch.setattr(units, "eigendecompose_centered_kernel", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    categories = ["shape", "relations", "unusual", "cropped", "selfmade", "gaudy", "illusion-classic", "gabor", "illusion-natural"]
+    ids = [f"LAION_fMRI_persubject.{r}-ood-{m}" for r in ("V1", "V2", "V4", "IT") for m in ("ridge", "ridgecv")]
+    ids += [f"LAION_fMRI_persubject.IT-ood_{c}-ridgecv" for c in categories]
+    scores = score_many(tiny_lake, [("early_model", "conv2")], [load_benchmark(i, subjects=["sub-01"]) for i in ids])
+    assert len(scores) == len(ids) == 17
+    assert len(calls) == 1
