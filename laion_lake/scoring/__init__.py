@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import dask
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from laion_lake.benchmarks import BenchmarkSpec, load_benchmark
 from laion_lake.scoring.aggregate import aggregate_score, score_table
 from laion_lake.scoring.plan import FeatureSet, UnitWork, WorkUnit, group_by_aggregate, plan_work, specs_by_key
+from laion_lake.scoring.runner import BLAS_THREADS, LOCAL_DASK
 from laion_lake.scoring.units import CellResult, run_unit
 
 
@@ -57,7 +60,9 @@ def score_many(
         from tqdm import tqdm
 
         units = tqdm(plan, desc="work units", unit="unit")
-    results: dict[WorkUnit, list[CellResult]] = {work.unit: run_unit(lake, work, by_key) for work in units}
+    # single-threaded BLAS per unit, as on cluster workers: bit-identical scores either way
+    with threadpool_limits(BLAS_THREADS), dask.config.set(LOCAL_DASK):
+        results: dict[WorkUnit, list[CellResult]] = {work.unit: run_unit(lake, work, by_key) for work in units}
     scores = {}
     for aggregate, pairs in group_by_aggregate(plan).items():
         cell_results = [
