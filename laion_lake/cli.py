@@ -101,15 +101,145 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if problems == 0 else EXIT_USAGE
 
 
+def leaderboard(rows: Sequence[dict[str, Any]]) -> str:
+    """Benchmarks (rows) x models (columns) of ceiled score +- bootstrap error."""
+    models = sorted({(r["model"], r["layer"]) for r in rows})
+    headline = {name: i for i, name in enumerate(list_headline())}
+    # SPEC order for the headline benchmarks, then the others alphabetically
+    benchmarks = sorted(dict.fromkeys(r["benchmark"] for r in rows), key=lambda b: (headline.get(b, len(headline)), b))
+    cell = {(r["benchmark"], r["model"], r["layer"]): r for r in rows}
+    width = max(15, *(len(f"{m}/{l}") + 1 for m, l in models))
+    name_width = max(len(b) for b in benchmarks) + 2
+    lines = [f"{'benchmark':<{name_width}}" + "".join(f"{m + '/' + l:>{width}}" for m, l in models)]
+    for benchmark in benchmarks:
+        values = []
+        for m, l in models:
+            row = cell.get((benchmark, m, l))
+            if row is None:
+                values.append(f"{'-':>{width}}")
+                continue
+            error = row.get("error")
+            error_text = "nan" if error is None or error != error else f"{error:.3f}"
+            values.append(f"{row['value']:>{width - 7}.3f} +-{error_text:>5}")
+        lines.append(f"{benchmark:<{name_width}}" + "".join(values))
+    return "\n".join(lines)
+
+
+def _prefect_environment(verbose: bool) -> None:
+    """Prefect without a server: an ephemeral API in a local PREFECT_HOME; quiet unless --verbose."""
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _cluster_config(args: argparse.Namespace) -> dict[str, Any] | None:
+    if getattr(args, "scheduler", None):
+        return {"address": args.scheduler}
+    if getattr(args, "workers", None):
+        return {"cluster_kwargs": {"n_workers": args.workers, "memory_limit": args.memory_limit}}
+    return None
+
+
+def _run_score(args: argparse.Namespace, feature_sets: list[list[str]] | None, benchmarks: list[str] | None) -> dict[str, Any]:
+    if args.in_process:
+        from laion_lake.lake import open_lake
+        from laion_lake.scoring import score_many
+
+        lake = open_lake(args.lake, args.storage_options)
+        scores = score_many(lake, feature_sets or lake.feature_sets, benchmarks or list_headline(), progress=True)
+        rows = [{"model": m, "layer": l, "benchmark": b, "value": float(s), "error": s.attrs["error"]} for (m, l, b), s in scores.items()]
+        return {"units": None, "computed": None, "skipped": None, "scores": rows}
+    _prefect_environment(args.verbose)
+    from flows.score import score_flow
+
+    return score_flow(args.lake, feature_sets, benchmarks, args.storage_options, args.force, _cluster_config(args))
+
+
+def list_headline() -> list[str]:
+    from laion_lake.benchmarks import list_benchmarks
+
+    return list_benchmarks()
+
+
+def _print_run(report: dict[str, Any], started: float) -> None:
+    if report.get("units") is not None:
+        print(f"{report['units']} work units: {report['computed']} computed, {report['skipped']} skipped (already in the lake)")
+    print(f"{len(report['scores'])} scores in {time.perf_counter() - started:.1f} s\n")
+    print(leaderboard(report["scores"]))
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    feature_sets = [[args.model, args.layer]] if args.model else None
+    if args.model and not args.layer:
+        raise ValueError("--model needs --layer")
+    _print_run(_run_score(args, feature_sets, args.benchmark or None), started)
+    return EXIT_OK
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from laion_lake.lake import open_lake
+
+    started = time.perf_counter()
+    lake = open_lake(args.lake, args.storage_options)
+    feature_sets = [list(fs) for fs in lake.feature_sets if not args.models or fs[0] in args.models]
+    if not feature_sets:
+        raise ValueError(f"no feature sets match --models {args.models}; the lake holds {[m for m, _ in lake.feature_sets]}")
+    _print_run(_run_score(args, feature_sets, args.benchmark or None), started)
+    return EXIT_OK
+
+
+def cmd_scores(args: argparse.Namespace) -> int:
+    from laion_lake.lake import open_lake
+    from laion_lake.scoring.records import load_scores
+
+    scores = load_scores(open_lake(args.lake, args.storage_options), args.model, args.layer, args.benchmark)
+    if not scores:
+        print("no scores recorded yet; run `laion-lake score` first")
+        return EXIT_OK
+    rows = [
+        {"model": s.attrs["model"], "layer": s.attrs["layer"], "benchmark": s.attrs["benchmark_key"], "value": float(s),
+         "error": s.attrs["error"], "raw": s.attrs["raw"], "ceiling": s.attrs["ceiling"], "convention": s.attrs["convention"]}
+        for s in scores
+    ]
+    if args.format == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    elif args.format == "json":
+        print(json.dumps(rows, indent=1))
+    else:
+        print(leaderboard(rows))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from laion_lake.synthetic import make_lake
 
     started = time.perf_counter()
-    print(f"building a small synthetic lake in {args.lake} ...")
+    print(f"1/2 building a {args.scale} synthetic lake in {args.lake} (5 subjects, 4 synthetic models) ...")
     lake = make_lake(args.lake, scale=args.scale, seed=0, overwrite=True)
-    print(f"done in {time.perf_counter() - started:.1f} s\n")
+    print(f"    done in {time.perf_counter() - started:.1f} s\n")
     print(describe_lake(lake))
+    print("\n2/2 scoring every model on the 20 headline benchmarks: Prefect flow, local Dask cluster (2 workers) ...")
+    args.lake, args.storage_options, args.force = lake.url, None, False
+    _print_run(_run_score(args, None, None), started)
+    print(DEMO_LEGEND)
     return EXIT_OK
+
+
+DEMO_LEGEND = """
+How to read this: each cell is the ceiled score (brainscore convention: median voxel r, squared, over
+the median noise ceiling) averaged over the 5 subjects, +- the bootstrap error over subjects.
+The synthetic models are built so that the ranking is known: ground_truth/latent (what the voxels
+encode) scores highest everywhere, early_model/conv2 beats late_model/fc6 in V1 and V2, late beats
+early in V4 and IT, and random_model/fc scores ~0. `laion-lake scores ./lake` prints it again from
+the lake's records; `laion-lake score ./lake --model M --layer L` scores one feature set."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,9 +262,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lake_argument(validate)
     validate.set_defaults(run=cmd_validate)
 
-    demo = commands.add_parser("demo", help="the main job on the embedded default (a local lake)")
+    def add_run_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--benchmark", action="append", help="benchmark id or key (repeatable); default the 20 headline ids")
+        parser.add_argument("--force", action="store_true", help="recompute units that already have a record")
+        parser.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
+        parser.add_argument("--workers", type=int, help="workers of the local cluster (default 2)")
+        parser.add_argument("--memory-limit", default="4GiB", help="memory limit per local worker (default 4GiB)")
+        parser.add_argument("--in-process", action="store_true", help="no Prefect, no cluster: score here with a progress bar (no records written)")
+        parser.add_argument("--verbose", action="store_true", help="show Prefect's and Dask's INFO logs")
+
+    score = commands.add_parser("score", help="score one feature set (or all) on benchmarks through the score flow")
+    _add_lake_argument(score)
+    score.add_argument("--model", help="model name (default: every feature set in the lake)")
+    score.add_argument("--layer", help="layer name (with --model)")
+    add_run_options(score)
+    score.set_defaults(run=cmd_score)
+
+    batch = commands.add_parser("batch", help="score many models on all benchmarks on one cluster, then print a summary")
+    _add_lake_argument(batch)
+    batch.add_argument("--models", nargs="*", help="models to score (default: every model in the lake)")
+    add_run_options(batch)
+    batch.set_defaults(run=cmd_batch)
+
+    scores = commands.add_parser("scores", help="the score records in the lake, as a table")
+    _add_lake_argument(scores)
+    scores.add_argument("--model")
+    scores.add_argument("--layer")
+    scores.add_argument("--benchmark", help="identifier or key")
+    scores.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    scores.set_defaults(run=cmd_scores)
+
+    demo = commands.add_parser("demo", help="the main job on the embedded default: build a small lake, score it, print a leaderboard")
     demo.add_argument("--lake", default="./lake", help="where to build the demo lake (default ./lake)")
     demo.add_argument("--scale", choices=("tiny", "small"), default="small")
+    add_run_options(demo)
     demo.set_defaults(run=cmd_demo)
     return parser
 
