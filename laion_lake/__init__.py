@@ -18,8 +18,8 @@ _EXPORTS = {
     "make_lake": "laion_lake.synthetic",
     "list_benchmarks": "laion_lake.benchmarks",
     "load_benchmark": "laion_lake.benchmarks",
-    "score": "laion_lake.scoring",
-    "score_many": "laion_lake.scoring",
+    "score": "laion_lake.scoring.api",
+    "score_many": "laion_lake.scoring.api",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -292,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     scores.add_argument("--format", choices=("table", "csv", "json"), default="table")
     scores.set_defaults(run=cmd_scores)
 
+    from laion_lake.features.cli import add_commands as add_feature_commands
+    from laion_lake.report.cli import add_commands as add_report_commands
+
+    add_feature_commands(commands)
+    add_report_commands(commands)
+
     demo = commands.add_parser("demo", help="the main job on the embedded default: build a small lake, score it, print a leaderboard")
     demo.add_argument("--lake", default="./lake", help="where to build the demo lake (default ./lake)")
     demo.add_argument("--scale", choices=("tiny", "small"), default="small")

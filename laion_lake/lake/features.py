@@ -60,6 +60,7 @@ def write_features(
     data: Any,
     known_stimuli: np.ndarray | None = None,
     overwrite: bool = False,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validate and write one feature set; return its manifest entry.
 
@@ -69,6 +70,9 @@ def write_features(
         Activations with a ``stimulus_id`` coordinate.
     known_stimuli : array of str, optional
         The stimulus table's ids: ids outside it are an error naming them.
+    provenance : dict, optional
+        Where the activations came from (JSON-able: source file, checksum, date, format);
+        stored in the store's root attrs and in the returned manifest entry.
     """
     relative = features_path(model, layer)
     where = storage.display(relative)
@@ -84,10 +88,11 @@ def write_features(
 
     def write_groups(store: Any) -> dict[str, Any]:
         write_dataset_group(store, ds, None, {"activations": shape})
-        return {"schema": SCHEMA, "schema_version": latest_version(SCHEMA), "checksum": checksum}
+        attrs = {"schema": SCHEMA, "schema_version": latest_version(SCHEMA), "checksum": checksum}
+        return attrs if provenance is None else {**attrs, "provenance": dict(provenance)}
 
     write_store(storage, relative, write_groups, overwrite=overwrite)
-    return {
+    entry = {
         "path": relative,
         "model": model,
         "layer": layer,
@@ -96,6 +101,7 @@ def write_features(
         "checksum": checksum,
         "schema_version": latest_version(SCHEMA),
     }
+    return entry if provenance is None else {**entry, "provenance": dict(provenance)}
 
 
 def open_features(storage: LakeStorage, model: str, layer: str, stimulus_ids: Any = None, needed_by: str = "") -> xr.DataArray:

@@ -15,7 +15,7 @@ from laion_lake.compute.averaging import average_rows_by_group, group_index_for_
 from laion_lake.errors import LakeNotFoundError, MissingStimuliError, UnknownNameError
 from laion_lake.lake.features import features_path, name_from_component, open_features, write_features
 from laion_lake.lake.storage import LakeStorage
-from laion_lake.lake.subjects import SubjectStore, write_subject
+from laion_lake.lake.subjects import SubjectStore, subject_manifest_entry, write_subject
 from laion_lake.lake.tables import (
     SPLITS_PATH,
     STIMULI_PATH,
@@ -132,10 +132,19 @@ class Lake:
         entry = write_subject(self.storage, subject, assembly, overwrite=overwrite)
         self._update_manifest(subjects={subject: entry})
 
-    def write_features(self, model: str, layer: str, data: Any, overwrite: bool = False) -> None:
-        """Write a model layer's activations, a DataArray (stimulus_id, feature) keyed by stimulus id."""
+    def register_subject(self, subject: str) -> None:
+        """List in the manifest a complete subject store written outside :meth:`write_subject`
+        (e.g. streamed by :func:`laion_lake.lake.subjects.write_subject_streaming`)."""
+        self._update_manifest(subjects={subject: subject_manifest_entry(self.storage, subject)})
+
+    def write_features(self, model: str, layer: str, data: Any, overwrite: bool = False, provenance: dict[str, Any] | None = None) -> None:
+        """Write a model layer's activations, a DataArray (stimulus_id, feature) keyed by stimulus id.
+
+        ``provenance`` (JSON-able dict, e.g. source file, sha256, date) is kept in the store's attrs
+        and in the manifest entry.
+        """
         known = self.stimuli["stimulus_id"].values if "stimuli" in self.manifest else None
-        entry = write_features(self.storage, model, layer, data, known_stimuli=known, overwrite=overwrite)
+        entry = write_features(self.storage, model, layer, data, known_stimuli=known, overwrite=overwrite, provenance=provenance)
         self._update_manifest(features={f"{model}/{layer}": entry})
 
     # -- readers ---------------------------------------------------------------------------------

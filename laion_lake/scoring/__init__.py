@@ -1,86 +1,31 @@
 """Scoring: plan the work for (feature set, benchmark) pairs, run each unit, aggregate, bootstrap.
 
-``score`` and ``score_many`` run in this process, unit after unit; the Prefect flows in ``flows/``
-run the same units as Dask tasks.
+The public functions live in :mod:`laion_lake.scoring.api` and are re-exported lazily, so that the
+pure planning module (:mod:`laion_lake.scoring.plan`) imports without dask, xarray or zarr.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import importlib
 from typing import Any
 
-import dask
-import xarray as xr
-from threadpoolctl import threadpool_limits
+_EXPORTS = {
+    "score": "laion_lake.scoring.api",
+    "score_many": "laion_lake.scoring.api",
+    "aggregate_score": "laion_lake.scoring.aggregate",
+    "score_table": "laion_lake.scoring.aggregate",
+    "CellResult": "laion_lake.scoring.units",
+    "run_unit": "laion_lake.scoring.units",
+    "plan_work": "laion_lake.scoring.plan",
+    "specs_by_key": "laion_lake.scoring.plan",
+    "group_by_aggregate": "laion_lake.scoring.plan",
+    "load_scores": "laion_lake.scoring.records",
+}
 
-from laion_lake.benchmarks import BenchmarkSpec, load_benchmark
-from laion_lake.scoring.aggregate import aggregate_score, score_table
-from laion_lake.scoring.plan import FeatureSet, UnitWork, WorkUnit, group_by_aggregate, plan_work, specs_by_key
-from laion_lake.scoring.runner import BLAS_THREADS, LOCAL_DASK
-from laion_lake.scoring.units import CellResult, run_unit
-
-
-def _as_lake(lake: Any, storage_options: dict | None = None) -> Any:
-    from laion_lake.lake import Lake, open_lake
-
-    return lake if isinstance(lake, Lake) else open_lake(str(lake), storage_options)
-
-
-def _as_spec(benchmark: BenchmarkSpec | str) -> BenchmarkSpec:
-    return benchmark if isinstance(benchmark, BenchmarkSpec) else load_benchmark(benchmark)
+__all__ = sorted(_EXPORTS)
 
 
-def score_many(
-    lake: Any,
-    feature_sets: Iterable[tuple[str, str] | FeatureSet],
-    benchmarks: Iterable[BenchmarkSpec | str],
-    progress: bool = False,
-) -> dict[tuple[str, str, str], xr.DataArray]:
-    """Score many feature sets on many benchmarks, sharing each kernel across everything that uses it.
-
-    Parameters
-    ----------
-    lake : Lake or str
-        An open lake or its URL.
-    feature_sets : iterable of (model, layer)
-    benchmarks : iterable of BenchmarkSpec or identifier
-    progress : bool
-        Show a progress bar over work units.
-
-    Returns
-    -------
-    dict of (model, layer, benchmark_key) -> Score (0-d DataArray, see :func:`aggregate_score`)
-    """
-    lake = _as_lake(lake)
-    specs = [_as_spec(b) for b in benchmarks]
-    by_key = specs_by_key(specs)
-    plan = plan_work(feature_sets, specs)
-    units: Sequence[UnitWork] = plan
-    if progress:
-        from tqdm import tqdm
-
-        units = tqdm(plan, desc="work units", unit="unit")
-    # single-threaded BLAS per unit, as on cluster workers: bit-identical scores either way
-    with threadpool_limits(BLAS_THREADS), dask.config.set(LOCAL_DASK):
-        results: dict[WorkUnit, list[CellResult]] = {work.unit: run_unit(lake, work, by_key) for work in units}
-    scores = {}
-    for aggregate, pairs in group_by_aggregate(plan).items():
-        cell_results = [
-            result
-            for unit, cell in pairs
-            for result in results[unit]
-            if (result.benchmark_key, result.region, result.metric, result.test_restriction, result.fold)
-            == (cell.benchmark_key, cell.region, cell.metric, cell.test_restriction, cell.fold)
-        ]
-        spec = by_key[aggregate.benchmark_key]
-        scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)] = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results)
-    return scores
-
-
-def score(lake: Any, model: str, layer: str, benchmark: BenchmarkSpec | str) -> xr.DataArray:
-    """Score one model layer on one benchmark; see :func:`aggregate_score` for what a Score holds."""
-    spec = _as_spec(benchmark)
-    return score_many(lake, [(model, layer)], [spec])[(model, layer, spec.key)]
-
-
-__all__ = ["CellResult", "aggregate_score", "plan_work", "run_unit", "score", "score_many", "score_table"]
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'laion_lake.scoring' has no attribute {name!r}")

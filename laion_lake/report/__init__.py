@@ -1,0 +1,97 @@
+"""A leaderboard report: ``index.html`` plus PNG figures, readable by someone who did not run the scoring.
+
+>>> from laion_lake.report import write_report
+>>> scores = score_many(lake, lake.feature_sets, list_benchmarks())
+>>> write_report(scores, "report/", lake_url=lake.url)      # or write_report(load_scores(lake), ...)
+PosixPath('report/index.html')
+
+Needs matplotlib (the ``report`` extra). Modules: :mod:`~laion_lake.report.collect` (scores -> rows),
+:mod:`~laion_lake.report.plots` (figures), :mod:`~laion_lake.report.page` (HTML),
+:mod:`~laion_lake.report.cli` (``laion-lake report``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from laion_lake.report.collect import ReportScore, collect_scores
+from laion_lake.report.page import format_error, format_value
+
+DEFAULT_TITLE = "LAION-fMRI leaderboard"
+
+
+def _file_name(family: str) -> str:
+    return "scores_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", family) + ".png"
+
+
+def write_scores_csv(rows: list[ReportScore], path: Path) -> Path:
+    import csv
+
+    fields = ["model", "layer", "benchmark", "benchmark_key", "benchmark_version", "convention", "value", "error", "error_over",
+              "raw", "ceiling", "n_subjects", "n_folds"]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(fields)
+        for r in rows:
+            writer.writerow([r.model, r.layer, r.benchmark, r.benchmark_key, r.version, r.convention, r.value, r.error, r.error_over,
+                             r.raw, r.ceiling, r.n_subjects, r.n_folds])
+    return path
+
+
+def write_report(
+    scores: Any,
+    out_dir: str | Path,
+    title: str = DEFAULT_TITLE,
+    lake_url: str | None = None,
+    extra_meta: Mapping[str, str] | None = None,
+) -> Path:
+    """Write ``index.html``, its PNG figures and ``scores.csv`` to ``out_dir``; return the page's path.
+
+    Parameters
+    ----------
+    scores : dict, list of xarray.DataArray, or list of dict
+        What :func:`laion_lake.scoring.score_many` returns, Score DataArrays (e.g. from
+        :func:`laion_lake.scoring.records.load_scores`), or score records.
+    out_dir : str or Path
+        Created if needed; files of the same names are replaced.
+    title : str
+    lake_url : str, optional
+        Shown on the page so a reader knows which data were scored.
+    extra_meta : dict of str -> str, optional
+        More lines for the page's header table (e.g. a git commit, the scores' source).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir / "index.html"``.
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as error:
+        raise ImportError("the report draws its figures with matplotlib: pip install 'laion-lake[report]'") from error
+    from laion_lake.report.collect import feature_set_order
+    from laion_lake.report.page import render_page
+    from laion_lake.report.plots import ceilings_chart, family_bar_chart, model_colours, raw_vs_ceiled_chart
+
+    rows = collect_scores(scores)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    colours = model_colours(feature_set_order(rows))
+    families = list(dict.fromkeys(r.family for r in sorted(rows, key=lambda r: (r.family != "LAION_fMRI", r.family))))
+    figures: dict[str, Any] = {"families": {}}
+    for family in families:
+        figures["families"][family] = family_bar_chart(rows, family, out / _file_name(family), colours).name
+    figures["ceilings"] = ceilings_chart(rows, out / "ceilings.png").name
+    figures["raw_vs_ceiled"] = raw_vs_ceiled_chart(rows, out / "raw_vs_ceiled.png", colours).name
+    write_scores_csv(rows, out / "scores.csv")
+    generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    page = out / "index.html"
+    page.write_text(render_page(rows, figures, title, lake_url, generated, extra_meta), encoding="utf-8")
+    return page
+
+
+__all__ = ["DEFAULT_TITLE", "ReportScore", "collect_scores", "format_error", "format_value", "write_report"]
