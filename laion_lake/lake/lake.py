@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 

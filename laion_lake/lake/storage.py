@@ -22,6 +22,20 @@ from zarr.abc.store import ByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
 
 
+# bytes read through every lake store of this process, all lakes together (see process_bytes_read)
+_process_bytes_read = [0]
+_process_lock = threading.Lock()
+
+
+def process_bytes_read() -> int:
+    """Bytes read through the Zarr stores of every lake opened in this process since it started.
+
+    Each :class:`LakeStorage` counts its own reads; this total also covers lakes that library code
+    opened and dropped (a Dask task opens its own), so a benchmark can ask each worker process.
+    """
+    return _process_bytes_read[0]
+
+
 @dataclass
 class ReadStats:
     """Chunk reads and bytes read through the stores of one :class:`LakeStorage`."""
@@ -34,6 +48,8 @@ class ReadStats:
         with self._lock:
             self.keys[key] = self.keys.get(key, 0) + 1
             self.bytes_read += n_bytes
+        with _process_lock:
+            _process_bytes_read[0] += n_bytes
 
     def reset(self) -> None:
         with self._lock:

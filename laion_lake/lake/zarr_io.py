@@ -62,18 +62,29 @@ def content_checksum(ds: xr.Dataset) -> str:
     """
     digest = hashlib.sha256()
     for name in sorted(map(str, ds.variables)):
-        var = ds[name]
-        digest.update(f"{name}:{var.dims}:{var.dtype.kind}:{var.shape}".encode())
-        if var.ndim == 0:
-            digest.update(np.asarray(var.values).astype(str).tobytes() if var.dtype.kind in "OUS" else np.asarray(var.values).tobytes())
-            continue
-        for start in range(0, var.shape[0], _CHECKSUM_ROWS):
-            block = np.asarray(var[start : start + _CHECKSUM_ROWS].values)
-            if block.dtype.kind in "OUS" or str(block.dtype).startswith("StringDType"):
-                digest.update("\x00".join(block.astype(str).ravel().tolist()).encode())
-            else:
-                digest.update(np.ascontiguousarray(block).tobytes())
+        update_checksum(digest, name, ds[name])
     return digest.hexdigest()
+
+
+def checksum_header(name: str, dims: tuple[str, ...], kind: str, shape: tuple[int, ...]) -> bytes:
+    """What :func:`content_checksum` hashes before a variable's values."""
+    return f"{name}:{dims}:{kind}:{shape}".encode()
+
+
+def update_checksum(digest: Any, name: str, var: Any) -> None:
+    """Feed one variable (header, then values in row blocks) into a running sha256, as
+    :func:`content_checksum` does. Numeric values are hashed as C-order bytes, so a writer that
+    streams a 2-D variable's rows in order can feed them block by block and get the same digest."""
+    digest.update(checksum_header(name, var.dims, var.dtype.kind, var.shape))
+    if var.ndim == 0:
+        digest.update(np.asarray(var.values).astype(str).tobytes() if var.dtype.kind in "OUS" else np.asarray(var.values).tobytes())
+        return
+    for start in range(0, var.shape[0], _CHECKSUM_ROWS):
+        block = np.asarray(var[start : start + _CHECKSUM_ROWS].values)
+        if block.dtype.kind in "OUS" or str(block.dtype).startswith("StringDType"):
+            digest.update("\x00".join(block.astype(str).ravel().tolist()).encode())
+        else:
+            digest.update(np.ascontiguousarray(block).tobytes())
 
 
 def is_complete(storage: LakeStorage, relative: str) -> bool:
@@ -146,11 +157,17 @@ def write_store(
         storage.remove(target.rsplit("/", 1)[0])
 
 
-def write_dataset_group(store: Any, ds: xr.Dataset, group: str | None, chunks: Mapping[str, tuple[int, ...]] | None = None) -> None:
-    """Write one xarray dataset as a group of ``store`` (Zarr v3, variable-length strings)."""
+def write_dataset_group(
+    store: Any, ds: xr.Dataset, group: str | None, chunks: Mapping[str, tuple[int, ...]] | None = None, compute: bool = True
+) -> None:
+    """Write one xarray dataset as a group of ``store`` (Zarr v3, variable-length strings).
+
+    ``compute=False`` writes the numpy-backed variables and only the metadata of dask-backed ones
+    (their chunks are filled later, e.g. by a streaming writer).
+    """
     encoding = {name: {"chunks": shape} for name, shape in (chunks or {}).items()}
     prepared = _variable_length_strings(ds.drop_encoding())
-    prepared.to_zarr(store, group=group, mode="w-", zarr_format=3, consolidated=False, encoding=encoding)
+    prepared.to_zarr(store, group=group, mode="w-", zarr_format=3, consolidated=False, encoding=encoding, compute=compute)
 
 
 def open_dataset_group(store: Any, group: str | None) -> xr.Dataset:

@@ -31,10 +31,12 @@ def gather_scores(args: argparse.Namespace, lake: Any) -> tuple[list[Any], str]:
         if not isinstance(records, list):
             raise ValueError(f"{args.scores_json}: expected a JSON list of score records")
         return records, f"score records from {args.scores_json}"
-    if args.from_records:
-        from laion_lake.scoring.records import load_scores
+    from laion_lake.scoring.records import load_scores
 
-        scores = load_scores(lake)
+    # the lake's records are the default source once any exist (e.g. after `make demo`)
+    recorded = [] if args.recompute else load_scores(lake)
+    if args.from_records or recorded:
+        scores = recorded or load_scores(lake)
         if args.benchmark:
             scores = [s for s in scores if s.attrs["benchmark"] in args.benchmark or s.attrs["benchmark_key"] in args.benchmark]
         if args.models:
@@ -76,7 +78,8 @@ def add_commands(subparsers: Any) -> None:
     report.add_argument("--benchmark", action="append", help="benchmark id or key (repeatable); default the 20 headline ids")
     report.add_argument("--models", nargs="*", help="models to include (default: every model in the lake)")
     source = report.add_mutually_exclusive_group()
-    source.add_argument("--from-records", action="store_true", help="use the score records stored in the lake instead of scoring now")
+    source.add_argument("--from-records", action="store_true", help="use the score records stored in the lake (the default when it holds any); fail if there are none")
+    source.add_argument("--recompute", action="store_true", help="score in this process now even if the lake holds records")
     source.add_argument("--scores-json", help="a JSON list of score records to report instead of scoring now")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
     report.set_defaults(run=cmd_report)

@@ -1,0 +1,56 @@
+"""The values written for a release: per-session z-scoring, noise ceilings and ncsnr (pure numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from laion_lake.compute.ceiling import MEAN_INVERSE_REPEATS_12REP, ncsnr_from_noise_ceiling
+
+# voxels converted to float64 at a time when z-scoring
+_VOXEL_CHUNK = 8192
+
+
+def zscore_session(raw: np.ndarray) -> np.ndarray:
+    """Z-score each voxel within one session, as SPEC section 1 says.
+
+    Non-finite betas (NaN at the mask edge) become 0 first; then ``(x - mean) / sd`` with the
+    population sd (ddof=0) in float64, and ``sd = 1`` where it is 0 (a constant voxel gives 0s).
+
+    Parameters
+    ----------
+    raw : array of shape (n_trials, n_voxels)
+        Every trial of the session.
+
+    Returns
+    -------
+    array of shape (n_trials, n_voxels), float32
+    """
+    out = np.empty(raw.shape, dtype=np.float32)
+    for start in range(0, raw.shape[1], _VOXEL_CHUNK):
+        block = np.array(raw[:, start : start + _VOXEL_CHUNK], dtype=np.float64)
+        block[~np.isfinite(block)] = 0.0
+        mean = block.mean(axis=0)
+        sd = block.std(axis=0)
+        sd[sd == 0] = 1.0
+        out[:, start : start + _VOXEL_CHUNK] = (block - mean) / sd
+    return out
+
+
+def clean_noise_ceiling(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """NC percent as stored: non-finite -> 0, clipped to [0, 100], float32; and how many changed."""
+    values = np.asarray(values, dtype=np.float64)
+    cleaned = np.clip(np.nan_to_num(values, nan=0.0, posinf=100.0, neginf=0.0), 0.0, 100.0)
+    changed = int(np.sum(~np.isfinite(values) | (values != cleaned)))
+    return cleaned.astype(np.float32), changed
+
+
+def ncsnr_from_nc_12rep(nc_12rep: np.ndarray) -> tuple[np.ndarray, int]:
+    """ncsnr from the 12-repeat NC (``k = 1/12``, SPEC section 1), float32, finite.
+
+    NC = 100 means an infinite ncsnr; it is stored as float32's largest value (the schema wants
+    finite values). Returns the ncsnr and how many such voxels there were.
+    """
+    ncsnr = ncsnr_from_noise_ceiling(nc_12rep, MEAN_INVERSE_REPEATS_12REP)
+    infinite = int(np.sum(~np.isfinite(ncsnr)))
+    largest = float(np.finfo(np.float32).max)
+    return np.nan_to_num(ncsnr, posinf=largest).astype(np.float32), infinite
