@@ -15,25 +15,33 @@ from tests.lake import handmade
 
 @pytest.fixture
 def lake(lake_location):
+    """A fresh lake, for tests that damage or replace what it holds."""
     url, options = lake_location
     return handmade.write_handmade_lake(url, options)
 
 
-def test_missing_coordinate_is_named(lake):
+@pytest.fixture(scope="module")
+def shared_lake(module_lake_location):
+    """One lake for the tests whose failed writes must leave it as it was (cheaper on S3)."""
+    url, options = module_lake_location
+    return handmade.write_handmade_lake(url, options)
+
+
+def test_missing_coordinate_is_named(shared_lake):
     bad = handmade.assembly("sub-05").drop_vars("nc_12rep")
     with pytest.raises(SchemaError, match=r"subjects/sub-05\.zarr \[nc_12rep\]: missing coordinate"):
-        lake.write_subject("sub-05", bad.assign_attrs(subject="sub-05"))
-    assert "sub-05" not in open_lake(lake.url, lake.storage_options).subjects
+        shared_lake.write_subject("sub-05", bad.assign_attrs(subject="sub-05"))
+    assert "sub-05" not in open_lake(shared_lake.url, shared_lake.storage_options).subjects
 
 
-def test_wrong_dtype_and_nan_noise_ceiling_are_all_reported(lake):
+def test_wrong_dtype_and_nan_noise_ceiling_are_all_reported(shared_lake):
     bad = handmade.assembly("sub-05")
     bad = bad.assign_coords(session=bad["session"].astype(np.float64))
     nc = bad["nc_4rep"].values.copy()
     nc[[2, 7]] = np.nan
     bad = bad.assign_coords(nc_4rep=("neuroid", nc), subject=None).drop_vars("subject").assign_attrs(subject="sub-05")
     with pytest.raises(SchemaError) as raised:
-        lake.write_subject("sub-05", bad)
+        shared_lake.write_subject("sub-05", bad)
     message = str(raised.value)
     assert "[session]: dtype float64, expected int16" in message
     ids = bad["neuroid_id"].values
@@ -49,32 +57,32 @@ def test_duplicate_stimulus_ids_are_named(tmp_path):
         lake.write_stimuli(table.assign_coords(stimulus_id=ids))
 
 
-def test_unknown_subject_region_split_and_feature_set(lake):
+def test_unknown_subject_region_split_and_feature_set(shared_lake):
     with pytest.raises(UnknownNameError, match=r"unknown subject 'sub-1'.*did you mean 'sub-01'"):
-        lake.subject("sub-1")
+        shared_lake.subject("sub-1")
     with pytest.raises(UnknownNameError, match=r"unknown region 'V5'.*valid: 'IT', 'IT_full', 'V1', 'V4'"):
-        lake.responses("sub-01", "V5")
+        shared_lake.responses("sub-01", "V5")
     with pytest.raises(UnknownNameError, match=r"unknown split 'ood_gabr'.*did you mean 'ood_gabor'"):
-        lake.split("shared", "ood_gabr")
+        shared_lake.split("shared", "ood_gabr")
     with pytest.raises(UnknownNameError, match=r"unknown pool 'sub-02'"):
-        lake.split("sub-02", "tau")
+        shared_lake.split("sub-02", "tau")
     with pytest.raises(UnknownNameError, match=r"unknown feature set 'toy/layer.2'.*'toy/layer\.1'"):
-        lake.features("toy", "layer.2")
+        shared_lake.features("toy", "layer.2")
     with pytest.raises(UnknownNameError, match=r"unknown noise-ceiling coordinate 'nc_13rep'"):
-        lake.responses("sub-01", "V1", nc_coord="nc_13rep")
+        shared_lake.responses("sub-01", "V1", nc_coord="nc_13rep")
 
 
-def test_features_missing_stimuli_name_them(lake):
-    ids = lake.stimuli["stimulus_id"].values
+def test_features_missing_stimuli_name_them(shared_lake):
+    ids = shared_lake.stimuli["stimulus_id"].values
     partial = xr.DataArray(np.ones((3, 2), np.float32), dims=("stimulus_id", "feature"), coords={"stimulus_id": ids[:3]})
-    lake.write_features("partial", "fc", partial)
+    shared_lake.write_features("partial", "fc", partial)
     with pytest.raises(MissingStimuliError, match=rf"lacks 2 stimulus id\(s\).*'{ids[3]}', '{ids[4]}'"):
-        lake.features("partial", "fc", ids[:5])
+        shared_lake.features("partial", "fc", ids[:5])
     with pytest.raises(MissingStimuliError, match=r"never|lacks 1 stimulus id.*'unique_LAION_initial_cluster_0_i0_p03\.jpg'"):
-        lake.responses("sub-01", "V1", stimulus_ids=["unique_LAION_initial_cluster_0_i0_p03.jpg"])
+        shared_lake.responses("sub-01", "V1", stimulus_ids=["unique_LAION_initial_cluster_0_i0_p03.jpg"])
     unknown = partial.assign_coords(stimulus_id=["not_an_image.jpg", *ids[1:3]])
     with pytest.raises(ValueError, match=r"not in the lake's stimulus table: 'not_an_image\.jpg'"):
-        lake.write_features("partial", "fc2", unknown)
+        shared_lake.write_features("partial", "fc2", unknown)
 
 
 def _failing_copy(assembly: xr.Dataset) -> xr.Dataset:
@@ -89,14 +97,14 @@ def _failing_copy(assembly: xr.Dataset) -> xr.Dataset:
     return assembly.copy(data={"betas": betas})
 
 
-def test_failed_write_leaves_nothing_that_looks_complete(lake):
+def test_failed_write_leaves_nothing_that_looks_complete(shared_lake):
     with pytest.raises(OSError, match="disk on fire"):
-        lake.write_subject("sub-05", _failing_copy(handmade.assembly("sub-05").assign_attrs(subject="sub-05")))
-    reopened = open_lake(lake.url, lake.storage_options)
+        shared_lake.write_subject("sub-05", _failing_copy(handmade.assembly("sub-05").assign_attrs(subject="sub-05")))
+    reopened = open_lake(shared_lake.url, shared_lake.storage_options)
     assert "sub-05" not in reopened.subjects
     with pytest.raises(UnknownNameError):
         reopened.subject("sub-05")
-    assert not lake.storage.exists("subjects/sub-05.zarr/zarr.json")
+    assert not shared_lake.storage.exists("subjects/sub-05.zarr/zarr.json")
 
 
 def test_failed_overwrite_keeps_the_old_store(lake):
