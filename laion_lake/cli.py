@@ -13,27 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from laion_lake.cli_common import add_lake_argument
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-
-
-def _storage_options(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"--storage-options must be JSON: {error}") from error
-
-
-def _add_lake_argument(parser: argparse.ArgumentParser, positional: bool = True) -> None:
-    if positional:
-        parser.add_argument("lake", help="lake URL: a local path, s3://bucket/prefix, memory://name")
-    parser.add_argument(
-        "--storage-options",
-        type=_storage_options,
-        default=None,
-        help='fsspec options as JSON, e.g. \'{"endpoint_url": "http://127.0.0.1:9000"}\'',
-    )
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -248,18 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     synth = commands.add_parser("synth", help="write a synthetic LAION-fMRI lake with known ground truth")
-    _add_lake_argument(synth)
+    add_lake_argument(synth)
     synth.add_argument("--scale", choices=("tiny", "small", "full"), default="small", help="size (full = the real dataset's counts)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--overwrite", action="store_true", help="replace stores that already exist")
     synth.set_defaults(run=cmd_synth)
 
     ls = commands.add_parser("ls", help="what the lake holds")
-    _add_lake_argument(ls)
+    add_lake_argument(ls)
     ls.set_defaults(run=cmd_ls)
 
     validate = commands.add_parser("validate", help="open every store and check it against its schema")
-    _add_lake_argument(validate)
+    add_lake_argument(validate)
     validate.set_defaults(run=cmd_validate)
 
     def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -272,20 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--verbose", action="store_true", help="show Prefect's and Dask's INFO logs")
 
     score = commands.add_parser("score", help="score one feature set (or all) on benchmarks through the score flow")
-    _add_lake_argument(score)
+    add_lake_argument(score)
     score.add_argument("--model", help="model name (default: every feature set in the lake)")
     score.add_argument("--layer", help="layer name (with --model)")
     add_run_options(score)
     score.set_defaults(run=cmd_score)
 
     batch = commands.add_parser("batch", help="score many models on all benchmarks on one cluster, then print a summary")
-    _add_lake_argument(batch)
+    add_lake_argument(batch)
     batch.add_argument("--models", nargs="*", help="models to score (default: every model in the lake)")
     add_run_options(batch)
     batch.set_defaults(run=cmd_batch)
 
     scores = commands.add_parser("scores", help="the score records in the lake, as a table")
-    _add_lake_argument(scores)
+    add_lake_argument(scores)
     scores.add_argument("--model")
     scores.add_argument("--layer")
     scores.add_argument("--benchmark", help="identifier or key")

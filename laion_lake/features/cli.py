@@ -9,22 +9,9 @@ import argparse
 import json
 from typing import Any
 
+from laion_lake.cli_common import add_lake_argument, json_options
+
 EXIT_OK = 0
-
-
-def _json_options(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"storage options must be JSON: {error}") from error
-
-
-def _add_lake(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("lake", help="lake URL: a local path, s3://bucket/prefix, memory://name")
-    parser.add_argument("--storage-options", type=_json_options, default=None,
-                        help='fsspec options of the lake as JSON, e.g. \'{"endpoint_url": "http://127.0.0.1:9000"}\'')
 
 
 def cmd_features_add(args: argparse.Namespace) -> int:
@@ -94,7 +81,7 @@ def add_commands(subparsers: Any) -> None:
         description="Read a feature file, check its stimulus ids against the lake's stimulus table, and write it with "
                     "its provenance (source path, sha256 of the file, date, format).",
     )
-    _add_lake(add)
+    add_lake_argument(add)
     add.add_argument("model")
     add.add_argument("layer")
     add.add_argument("file", help=".npy, .npz, .nc, .zarr or .parquet (local path or fsspec URL)")
@@ -105,11 +92,11 @@ def add_commands(subparsers: Any) -> None:
     add.add_argument("--id-name", help="array or column holding the stimulus ids (.npz, .parquet)")
     add.add_argument("--require", action="append", metavar="BENCHMARK",
                      help="fail unless the file covers every id this benchmark needs (repeatable)")
-    add.add_argument("--source-storage-options", type=_json_options, default=None, help="fsspec options for reading FILE and --ids, as JSON")
+    add.add_argument("--source-storage-options", type=json_options, default=None, help="fsspec options for reading FILE and --ids, as JSON")
     add.set_defaults(run=cmd_features_add)
 
     ls = commands.add_parser("ls", help="feature sets in the lake: size, benchmark coverage, provenance")
-    _add_lake(ls)
+    add_lake_argument(ls)
     ls.set_defaults(run=cmd_features_ls)
 
 

@@ -11,16 +11,9 @@ import json
 import time
 from typing import Any
 
+from laion_lake.cli_common import add_lake_argument
+
 EXIT_OK, EXIT_DIFFERENCES = 0, 1
-
-
-def _json_options(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"--storage-options must be JSON: {error}") from error
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -84,7 +77,7 @@ def add_commands(subparsers: Any) -> None:
     ingest.add_argument("--verify", action="store_true", help="re-read the source afterwards and compare every stored value, bit for bit")
     ingest.add_argument("--overwrite", action="store_true", help="rewrite subjects already in the lake, and restart interrupted ones")
     ingest.add_argument("--splits", metavar="DIR", help="published split JSONs (<pool>/<name>.json); default SRC/splits if present")
-    ingest.add_argument("--storage-options", type=_json_options, default=None, help='fsspec options as JSON, e.g. \'{"endpoint_url": "http://127.0.0.1:9000"}\'')
+    add_lake_argument(ingest, positional=False)
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(run=cmd_ingest)
 
@@ -102,5 +95,5 @@ def add_commands(subparsers: Any) -> None:
     brainscore.add_argument("--overwrite", action="store_true", help="replace subjects already in the lake")
     brainscore.add_argument("--unknown-region", choices=("error", "other"), default="error", help="voxels of an unknown region: fail (default) or keep as 'other'")
     brainscore.add_argument("--splits", metavar="DIR", help="published split JSONs to write after the stimulus table")
-    brainscore.add_argument("--storage-options", type=_json_options, default=None, help="fsspec options as JSON")
+    add_lake_argument(brainscore, positional=False)
     brainscore.set_defaults(run=cmd_import_brainscore)

@@ -12,16 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from laion_lake.cli_common import add_lake_argument
+
 EXIT_OK = 0
-
-
-def _json_options(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"--storage-options must be JSON: {error}") from error
 
 
 def gather_scores(args: argparse.Namespace, lake: Any) -> tuple[list[Any], str]:
@@ -72,7 +65,7 @@ def add_commands(subparsers: Any) -> None:
 
     report = subparsers.add_parser("report", help="write an HTML leaderboard report (index.html + PNG plots) of a lake's scores")
     report.add_argument("lake", help="lake URL: a local path, s3://bucket/prefix, memory://name")
-    report.add_argument("--storage-options", type=_json_options, default=None, help="fsspec options of the lake as JSON")
+    add_lake_argument(report, positional=False)
     report.add_argument("--out", required=True, help="folder to write index.html, the PNGs and scores.csv to")
     report.add_argument("--title", default=DEFAULT_TITLE)
     report.add_argument("--benchmark", action="append", help="benchmark id or key (repeatable); default the 20 headline ids")
