@@ -28,6 +28,7 @@ from laion_lake.lake.zarr_io import (
     content_checksum,
     is_complete,
     open_dataset_group,
+    replace_with_staged,
     plain_strings,
     require_complete,
     update_checksum,
@@ -353,11 +354,7 @@ def write_subject_streaming(
     # one metadata write: the final attributes and the completion marker together, progress dropped
     root.attrs.put({**final, COMPLETE_ATTR: True})
     if existing:
-        trash = storage.staging_path("replaced")
-        storage.move(relative, trash)
-        storage.move(target, relative)
-        storage.remove(trash.rsplit("/", 1)[0])
-        storage.remove(target.rsplit("/", 1)[0])
+        replace_with_staged(storage, target, relative)
     return StreamingResult(subject_manifest_entry(storage, subject), written, skipped)
 
 

@@ -150,11 +150,16 @@ def write_store(
         storage.remove(target)
         raise
     if existing:
-        trash = storage.staging_path("replaced")
-        storage.move(relative, trash)
-        storage.move(target, relative)
-        storage.remove(trash.rsplit("/", 1)[0])
-        storage.remove(target.rsplit("/", 1)[0])
+        replace_with_staged(storage, target, relative)
+
+
+def replace_with_staged(storage: LakeStorage, staged: str, relative: str) -> None:
+    """Move a complete staged store over ``relative``; the old store is removed only afterwards."""
+    trash = storage.staging_path("replaced")
+    storage.move(relative, trash)
+    storage.move(staged, relative)
+    storage.remove(trash.rsplit("/", 1)[0])
+    storage.remove(staged.rsplit("/", 1)[0])
 
 
 def write_dataset_group(
