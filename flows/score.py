@@ -4,24 +4,31 @@ Work units are (feature set, subject, train set): one kernel and one eigendecomp
 region and benchmark that shares them. Tasks pass the lake URL and keys; each loads only its own
 subject's slices. Records land in the lake's ``scores/`` idempotently: a re-run skips finished units
 (the report counts them), ``force=True`` recomputes.
+
+A failed unit is retried (``retries``); a worker lost in the middle of a unit has its unit run
+again by Dask on another worker. Either way no partial record is left: a record is one JSON
+document written whole (:meth:`laion_lake.lake.storage.LakeStorage.write_json`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import flow, task
 
-from flows.cluster import quiet_distributed_logs, task_runner
+from flows.cluster import api_for_workers, quiet_logs, task_runner
 from laion_lake.scoring.runner import aggregate_by_key, plan_keys, run_unit_by_key
 
+RETRIES, RETRY_DELAY_SECONDS = 2, 2
 
-@task(name="score-unit", retries=2, retry_delay_seconds=2, task_run_name="unit {unit_key}")
+
+@task(name="score-unit", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS, task_run_name="unit {unit_key}")
 def score_unit(lake_url: str, storage_options: dict | None, unit_key: str, benchmark_keys: list[str], force: bool) -> str:
     return run_unit_by_key(lake_url, storage_options, unit_key, benchmark_keys, force)
 
 
-@task(name="aggregate", retries=2, retry_delay_seconds=2, task_run_name="aggregate {model}/{layer} {benchmark_key}")
+@task(name="aggregate", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS, task_run_name="aggregate {model}/{layer} {benchmark_key}")
 def aggregate(lake_url: str, storage_options: dict | None, model: str, layer: str, benchmark_key: str) -> dict[str, Any]:
     return aggregate_by_key(lake_url, storage_options, model, layer, benchmark_key)
 
@@ -39,6 +46,39 @@ def _score_on_cluster(lake_url: str, storage_options: dict | None, feature_sets:
         "skipped": statuses.count("skipped"),
         "scores": rows,
     }
+
+
+def lake_feature_sets(lake_url: str, storage_options: dict | None, models: Sequence[str] | None = None) -> list[list[str]]:
+    """The lake's feature sets as [model, layer], optionally only those of ``models``.
+
+    ``models`` holds model names (every layer of the model) or ``model/layer`` names.
+    """
+    from laion_lake.lake import open_lake
+
+    available = [list(fs) for fs in open_lake(lake_url, storage_options).feature_sets]
+    if models is None:
+        return available
+    wanted = set(models)
+    chosen = [fs for fs in available if fs[0] in wanted or f"{fs[0]}/{fs[1]}" in wanted]
+    matched = {name for name in wanted for fs in chosen if name in (fs[0], f"{fs[0]}/{fs[1]}")}
+    if missing := sorted(wanted - matched):
+        raise ValueError(f"no feature set in {lake_url} for {missing}; the lake holds {['/'.join(fs) for fs in available]}")
+    return chosen
+
+
+def run_on_cluster(
+    lake_url: str,
+    storage_options: dict | None,
+    feature_sets: Sequence[Sequence[str]],
+    benchmarks: Sequence[str] | None,
+    force: bool,
+    cluster: dict | None,
+) -> dict[str, Any]:
+    """Run the units-then-aggregates subflow on one cluster; call it from inside a flow."""
+    quiet_logs()
+    run = _score_on_cluster.with_options(task_runner=task_runner(cluster))
+    with api_for_workers():
+        return run(lake_url, storage_options, [list(fs) for fs in feature_sets], None if benchmarks is None else list(benchmarks), force)
 
 
 @flow(name="laion-lake-score")
@@ -72,10 +112,6 @@ def score_flow(
     dict
         ``units``, ``computed``, ``skipped`` counts and one summary row per score.
     """
-    quiet_distributed_logs()
     if feature_sets is None:
-        from laion_lake.lake import open_lake
-
-        feature_sets = [list(fs) for fs in open_lake(lake_url, storage_options).feature_sets]
-    run = _score_on_cluster.with_options(task_runner=task_runner(cluster))
-    return run(lake_url, storage_options, [list(fs) for fs in feature_sets], benchmarks, force)
+        feature_sets = lake_feature_sets(lake_url, storage_options)
+    return run_on_cluster(lake_url, storage_options, feature_sets, benchmarks, force, cluster)

@@ -1,0 +1,129 @@
+"""The ``ingest`` flow: the LAION-fMRI release (SPEC section 5) into the lake, one Dask task per subject.
+
+1. one task per subject, side by side on the cluster: :func:`laion_lake.ingest.ingest_subject`
+   with ``register=False`` writes that subject's store (streamed session by session, resumable)
+   but leaves the manifest alone, because the manifest is one JSON document rewritten whole and
+   parallel subjects would overwrite each other's entries;
+2. one task: :func:`laion_lake.ingest.finalize_ingest` lists the subjects in the manifest and
+   rebuilds what spans subjects (the stimulus table, the published splits);
+3. with ``verify``, one task per subject: :func:`laion_lake.ingest.verify_release` compares the
+   stored values (and the rebuilt repeat counts) with the source, bit for bit.
+
+The same steps as :func:`laion_lake.ingest.ingest_release`, which runs them one after the other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from flows.cluster import api_for_workers, quiet_logs, task_runner
+
+RETRIES, RETRY_DELAY_SECONDS = 2, 5
+
+
+@task(name="release-subjects")
+def release_subjects(src: str) -> list[str]:
+    from laion_lake.ingest import ReleaseLayout
+
+    return ReleaseLayout(Path(src).expanduser()).subjects()
+
+
+# ingestion imports nibabel (the ``ingest`` extra) only inside the tasks: scoring does not need it
+@task(name="ingest-subject", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS, task_run_name="ingest {subject}")
+def ingest_one_subject(src: str, lake_url: str, subject: str, storage_options: dict | None, scope: str, overwrite: bool) -> dict[str, Any]:
+    from laion_lake.ingest import ingest_subject
+
+    # a retry resumes: sessions already in the incomplete store are skipped
+    report = ingest_subject(src, lake_url, subject, storage_options, scope=scope, overwrite=overwrite, verify=False, register=False)
+    return report.to_dict()
+
+
+@task(name="finalize-ingest", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS)
+def finalize(lake_url: str, storage_options: dict | None, subjects: list[str], splits_dir: str | None) -> dict[str, Any]:
+    from laion_lake.ingest import finalize_ingest
+
+    return finalize_ingest(lake_url, storage_options, subjects=subjects, splits_dir=splits_dir)
+
+
+@task(name="verify-subject", task_run_name="verify {subject}")
+def verify_one_subject(src: str, lake_url: str, subject: str, storage_options: dict | None) -> list[str]:
+    from laion_lake.ingest import verify_release
+
+    return verify_release(src, lake_url, storage_options, subjects=[subject])
+
+
+@flow(name="laion-lake-ingest-subjects")
+def _ingest_on_cluster(src: str, lake_url: str, subjects: list[str], storage_options: dict | None, scope: str, overwrite: bool) -> dict[str, Any]:
+    runs = [ingest_one_subject.submit(src, lake_url, s, storage_options, scope, overwrite) for s in subjects]
+    return {subject: run.result() for subject, run in zip(subjects, runs)}
+
+
+@flow(name="laion-lake-verify-subjects")
+def _verify_on_cluster(src: str, lake_url: str, subjects: list[str], storage_options: dict | None) -> dict[str, list[str]]:
+    runs = [verify_one_subject.submit(src, lake_url, s, storage_options) for s in subjects]
+    return {subject: run.result() for subject, run in zip(subjects, runs)}
+
+
+@flow(name="laion-lake-ingest")
+def ingest_flow(
+    src: str,
+    lake_url: str,
+    subjects: list[str] | None = None,
+    storage_options: dict | None = None,
+    scope: str = "rois",
+    overwrite: bool = False,
+    verify: bool = False,
+    cluster: dict | None = None,
+    splits_dir: str | None = None,
+) -> dict[str, Any]:
+    """Ingest a LAION-fMRI release into the lake, one Dask task per subject.
+
+    Parameters
+    ----------
+    src : str
+        Release root (holds ``derivatives/``), a local folder every Dask worker can read.
+    lake_url : str
+        The lake (local path, ``s3://...``); created if absent.
+    subjects : list of str, optional
+        Default: every ``sub-XX`` of the release.
+    storage_options : dict, optional
+        fsspec options of the lake.
+    scope : {"rois", "brain"}
+        The visual ROIs, or every brain-mask voxel.
+    overwrite : bool
+        Rewrite complete subject stores (otherwise they are skipped, and interrupted ones resume).
+    verify : bool
+        After ingesting, compare every stored value with the source, bit for bit.
+    cluster : dict, optional
+        Where the subject tasks run (see :mod:`flows.cluster`); default a local cluster.
+    splits_dir : str, optional
+        Published split JSONs (``<pool>/<name>.json``); default ``src/splits`` when it exists.
+
+    Returns
+    -------
+    dict
+        ``subjects`` (subject -> its ingest report), ``lake`` (``finalize_ingest``'s summary:
+        subjects, n_stimuli, pools) and ``differences`` (subject -> differences, with ``verify``).
+    """
+    quiet_logs()
+    if subjects is None:
+        subjects = release_subjects(src)
+    if splits_dir is None and (Path(src).expanduser() / "splits").is_dir():
+        splits_dir = str(Path(src).expanduser() / "splits")
+    runner = task_runner(cluster)
+    with api_for_workers():
+        reports = _ingest_on_cluster.with_options(task_runner=runner)(src, lake_url, list(subjects), storage_options, scope, overwrite)
+    summary = finalize(lake_url, storage_options, list(subjects), splits_dir)
+    differences = None
+    if verify:
+        with api_for_workers():
+            differences = _verify_on_cluster.with_options(task_runner=task_runner(cluster))(src, lake_url, list(subjects), storage_options)
+    get_run_logger().info(
+        "ingested %d subject(s) into %s: %d stimuli, pools %s%s",
+        len(reports), lake_url, summary["n_stimuli"], summary["pools"],
+        "" if differences is None else f"; differences from the source: {sum(len(d) for d in differences.values())}",
+    )  # fmt: skip
+    return {"subjects": reports, "lake": summary, "differences": differences}
