@@ -7,39 +7,12 @@ the lake exactly as ``score_flow`` writes them (a re-run skips what is there).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prefect import flow, get_run_logger
 
 from flows.score import lake_feature_sets, run_on_cluster
-
-
-def _cell(row: Mapping[str, Any] | None) -> str:
-    if row is None:
-        return "-"
-    error = row.get("error")
-    error_text = "nan" if error is None or (isinstance(error, float) and math.isnan(error)) else f"{error:.3f}"
-    return f"{row['value']:.3f} ± {error_text}"
-
-
-def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Benchmarks (rows) x feature sets (columns) of ``value ± error``, as fixed-width text.
-
-    Benchmarks go down the side because there are many (20 headline) and feature sets few.
-    """
-    if not rows:
-        return "(no scores)"
-    models = sorted({f"{r['model']}/{r['layer']}" for r in rows})
-    benchmarks = sorted({r["benchmark"] for r in rows})
-    cells = {(r["benchmark"], f"{r['model']}/{r['layer']}"): r for r in rows}
-    width = max(15, *(len(m) + 2 for m in models))
-    name_width = max(len("benchmark"), *(len(b) for b in benchmarks)) + 2
-    lines = [f"{'benchmark':<{name_width}}" + "".join(f"{m:>{width}}" for m in models)]
-    for benchmark in benchmarks:
-        lines.append(f"{benchmark:<{name_width}}" + "".join(f"{_cell(cells.get((benchmark, m))):>{width}}" for m in models))
-    return "\n".join(lines)
+from laion_lake.scoring.table import leaderboard_text as summary_table
 
 
 @flow(name="laion-lake-batch")

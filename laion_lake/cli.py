@@ -84,27 +84,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def leaderboard(rows: Sequence[dict[str, Any]]) -> str:
-    """Benchmarks (rows) x models (columns) of ceiled score +- bootstrap error."""
-    models = sorted({(r["model"], r["layer"]) for r in rows})
-    headline = {name: i for i, name in enumerate(list_headline())}
-    # SPEC order for the headline benchmarks, then the others alphabetically
-    benchmarks = sorted(dict.fromkeys(r["benchmark"] for r in rows), key=lambda b: (headline.get(b, len(headline)), b))
-    cell = {(r["benchmark"], r["model"], r["layer"]): r for r in rows}
-    width = max(15, *(len(f"{m}/{l}") + 1 for m, l in models))
-    name_width = max(len(b) for b in benchmarks) + 2
-    lines = [f"{'benchmark':<{name_width}}" + "".join(f"{m + '/' + l:>{width}}" for m, l in models)]
-    for benchmark in benchmarks:
-        values = []
-        for m, l in models:
-            row = cell.get((benchmark, m, l))
-            if row is None:
-                values.append(f"{'-':>{width}}")
-                continue
-            error = row.get("error")
-            error_text = "nan" if error is None or error != error else f"{error:.3f}"
-            values.append(f"{row['value']:>{width - 7}.3f} +-{error_text:>5}")
-        lines.append(f"{benchmark:<{name_width}}" + "".join(values))
-    return "\n".join(lines)
+    from laion_lake.scoring.table import leaderboard_text
+
+    return leaderboard_text(rows)
 
 
 def _prefect_environment(verbose: bool) -> None:
@@ -217,7 +199,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 DEMO_LEGEND = """
 How to read this: each cell is the ceiled score (brainscore convention: median voxel r, squared, over
-the median noise ceiling) averaged over the 5 subjects, +- the bootstrap error over subjects.
+the median noise ceiling) averaged over the 5 subjects, ± the bootstrap error over subjects.
 The synthetic models are built so that the ranking is known: ground_truth/latent (what the voxels
 encode) scores highest everywhere, early_model/conv2 beats late_model/fc6 in V1 and V2, late beats
 early in V4 and IT, and random_model/fc scores ~0. `laion-lake scores ./lake` prints it again from
