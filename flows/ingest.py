@@ -17,9 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import dask
 from prefect import flow, get_run_logger, task
 
 from flows.cluster import api_for_workers, quiet_logs, task_runner
+from laion_lake.scoring.runner import LOCAL_DASK
 
 RETRIES, RETRY_DELAY_SECONDS = 2, 5
 
@@ -37,7 +39,8 @@ def ingest_one_subject(src: str, lake_url: str, subject: str, storage_options: d
     from laion_lake.ingest import ingest_subject
 
     # a retry resumes: sessions already in the incomplete store are skipped
-    report = ingest_subject(src, lake_url, subject, storage_options, scope=scope, overwrite=overwrite, verify=False, register=False)
+    with dask.config.set(LOCAL_DASK):
+        report = ingest_subject(src, lake_url, subject, storage_options, scope=scope, overwrite=overwrite, verify=False, register=False)
     return report.to_dict()
 
 
@@ -45,14 +48,17 @@ def ingest_one_subject(src: str, lake_url: str, subject: str, storage_options: d
 def finalize(lake_url: str, storage_options: dict | None, subjects: list[str], splits_dir: str | None) -> dict[str, Any]:
     from laion_lake.ingest import finalize_ingest
 
-    return finalize_ingest(lake_url, storage_options, subjects=subjects, splits_dir=splits_dir)
+    with dask.config.set(LOCAL_DASK):
+        return finalize_ingest(lake_url, storage_options, subjects=subjects, splits_dir=splits_dir)
 
 
 @task(name="verify-subject", task_run_name="verify {subject}")
 def verify_one_subject(src: str, lake_url: str, subject: str, storage_options: dict | None) -> list[str]:
     from laion_lake.ingest import verify_release
 
-    return verify_release(src, lake_url, storage_options, subjects=[subject])
+    # lake reads inside a task use a local thread pool: through the cluster they would deadlock it
+    with dask.config.set(LOCAL_DASK):
+        return verify_release(src, lake_url, storage_options, subjects=[subject])
 
 
 @flow(name="laion-lake-ingest-subjects")
