@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from laion_lake.lake.tables import SPLIT_NAMES
 from laion_lake.synthetic.design import stream
-
-SPLIT_NAMES = ("tau", "ood") + tuple(f"random_{k}" for k in range(5)) + tuple(f"cluster_k5_{k}" for k in range(5))
 TEST_FRACTION = 0.2
 TAU_PERCENTILE = 25.0
 N_CLUSTERS = 5
