@@ -161,6 +161,8 @@ def cmd_scores(args: argparse.Namespace) -> int:
     from laion_lake.scoring.records import load_scores
 
     scores = load_scores(open_lake(args.lake, args.storage_options), args.model, args.layer, args.benchmark)
+    if scores.stale:
+        print(f"{scores.stale} stale score record(s) left out (computed from inputs the lake has since replaced)", file=sys.stderr)
     if not scores:
         print("no scores recorded yet; run `laion-lake score` first")
         return EXIT_OK
@@ -258,10 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from laion_lake.features.cli import add_commands as add_feature_commands
     from laion_lake.ingest.cli import add_commands as add_ingest_commands
+    from laion_lake.lake.cli import add_commands as add_lake_commands
     from laion_lake.report.cli import add_commands as add_report_commands
 
     add_feature_commands(commands)
     add_ingest_commands(commands)
+    add_lake_commands(commands)
     add_report_commands(commands)
 
     demo = commands.add_parser("demo", help="the main job on the embedded default: build a small lake, score it, print a leaderboard")
