@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import icechunk
 
 from laion_lake.errors import LakeConflictError, LakeNotFoundError, LakeStorageError
+from laion_lake.lake.timeouts import TimedSession, call_with_timeout
 
 icechunk.set_logs_filter("error")  # the local-storage concurrency warning is handled by the commit lock
 
@@ -45,8 +46,11 @@ REDO_TRIES = 20
 COMMIT_LOCK = ".laion-lake-commit.lock"
 T = TypeVar("T")
 
-# S3 network settings (seconds); overridable by storage options or the environment
-DEFAULT_TIMEOUTS = {"network_stream_timeout_seconds": 20, "max_tries": 3, "initial_backoff_ms": 200, "max_backoff_ms": 2000}
+# S3 network settings; each overridable by a storage option of that name or LAION_LAKE_S3_<NAME>:
+# timeout: seconds any one storage operation may take (a frozen endpoint fails after it);
+# network_stream_timeout_seconds: a stalled response stream; max_tries: attempts per request
+# (Icechunk retries only transient errors); backoff between attempts in ms
+DEFAULT_TIMEOUTS = {"timeout": 30, "network_stream_timeout_seconds": 20, "max_tries": 3, "initial_backoff_ms": 200, "max_backoff_ms": 2000}
 
 _memory_repositories: dict[str, icechunk.Repository] = {}
 _memory_lock = threading.Lock()
@@ -69,10 +73,10 @@ def _s3_settings(options: Mapping[str, Any]) -> dict[str, Any]:
     for name in settings:
         env = os.environ.get(f"LAION_LAKE_S3_{name.upper()}")
         if env:
-            settings[name] = int(env)
+            settings[name] = float(env)
     for name in settings:
         if name in options:
-            settings[name] = int(options[name])
+            settings[name] = float(options[name])
     return settings
 
 
@@ -97,7 +101,7 @@ def s3_storage(url: str, options: Mapping[str, Any]) -> icechunk.Storage:
         kwargs.update(access_key_id=key, secret_access_key=secret, session_token=options.get("token"))
     else:
         kwargs["from_env"] = True
-    kwargs["network_stream_timeout_seconds"] = _s3_settings(options)["network_stream_timeout_seconds"]
+    kwargs["network_stream_timeout_seconds"] = max(1, int(_s3_settings(options)["network_stream_timeout_seconds"]))
     return icechunk.s3_storage(**kwargs)
 
 
@@ -107,7 +111,7 @@ def repository_config(url: str, options: Mapping[str, Any]) -> icechunk.Reposito
         return None
     settings = _s3_settings(options)
     retries = icechunk.StorageRetriesSettings(
-        max_tries=settings["max_tries"], initial_backoff_ms=settings["initial_backoff_ms"], max_backoff_ms=settings["max_backoff_ms"]
+        max_tries=int(settings["max_tries"]), initial_backoff_ms=int(settings["initial_backoff_ms"]), max_backoff_ms=int(settings["max_backoff_ms"])
     )
     return icechunk.RepositoryConfig(storage=icechunk.StorageSettings(retries=retries))
 
@@ -135,11 +139,20 @@ class LakeRepository:
         self.url = normalise_url(url)
         self.storage_options = dict(storage_options or {})
         self.local = is_local(self.url)
+        # a deadline per storage operation, for object stores only (see laion_lake.lake.timeouts)
+        self.timeout: float | None = None if self.local or self.url.startswith("memory://") else _s3_settings(self.storage_options)["timeout"]
         self._repo: icechunk.Repository | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # a repository holds runtimes and sockets: reopen it in the unpickling process
-        return {"url": self.url, "storage_options": self.storage_options, "local": self.local, "_repo": None}
+        return {"url": self.url, "storage_options": self.storage_options, "local": self.local, "timeout": self.timeout, "_repo": None}
+
+    def _bounded(self, fn: Callable[[], T], doing: str) -> T:
+        return call_with_timeout(fn, self.timeout, self.url, doing)
+
+    def timed(self, session: Any) -> Any:
+        """``session`` with a deadline on every store operation (object stores), else itself."""
+        return session if self.timeout is None else TimedSession(session, self.timeout, self.url)
 
     def _translate(self, error: Exception, doing: str) -> Exception:
         """One line naming the lake URL for storage errors (credentials, endpoint, permissions)."""
@@ -186,17 +199,15 @@ class LakeRepository:
         try:
             storage = self._open_storage()
             config = repository_config(self.url, self.storage_options)
-            if create:
-                if icechunk.Repository.exists(storage):
-                    return icechunk.Repository.open(storage, config)
+            exists = self._bounded(lambda: icechunk.Repository.exists(storage), "open")
+            if create and not exists:
                 try:
-                    return icechunk.Repository.create(storage, config)
+                    return self._bounded(lambda: icechunk.Repository.create(storage, config), "create")
                 except icechunk.IcechunkError:
-                    # another process created it meanwhile (or the place is not clean: then open fails too)
-                    return icechunk.Repository.open(storage, config)
-            if not icechunk.Repository.exists(storage):
+                    pass  # another process created it meanwhile (or the place is not clean: then open fails too)
+            elif not exists:
                 raise LakeNotFoundError(f"no lake at {self.url}; create one with `laion-lake synth` or create_lake()")
-            return icechunk.Repository.open(storage, config)
+            return self._bounded(lambda: icechunk.Repository.open(storage, config), "open")
         except LakeNotFoundError:
             raise
         except (icechunk.IcechunkError, ValueError, OSError) as error:
@@ -223,12 +234,15 @@ class LakeRepository:
     # -- reading -------------------------------------------------------------------------------
     def readonly_session(self, branch: str | None = BRANCH, tag: str | None = None, snapshot: str | None = None) -> icechunk.Session:
         """A read-only session of one snapshot: a tag, a snapshot id, or a branch head."""
+        repo = self.repo
         try:
             if snapshot is not None:
-                return self.repo.readonly_session(snapshot_id=snapshot)
-            if tag is not None:
-                return self.repo.readonly_session(tag=tag)
-            return self.repo.readonly_session(branch=branch or BRANCH)
+                session = self._bounded(lambda: repo.readonly_session(snapshot_id=snapshot), "read")
+            elif tag is not None:
+                session = self._bounded(lambda: repo.readonly_session(tag=tag), "read")
+            else:
+                session = self._bounded(lambda: repo.readonly_session(branch=branch or BRANCH), "read")
+            return self.timed(session)
         except icechunk.IcechunkError as error:
             what = f"snapshot {snapshot!r}" if snapshot else f"tag {tag!r}" if tag else f"branch {branch!r}"
             text = str(error).lower()
@@ -239,19 +253,19 @@ class LakeRepository:
     def log(self, branch: str = BRANCH) -> list[icechunk.SnapshotInfo]:
         """Snapshots of ``branch``, newest first."""
         try:
-            return list(self.repo.ancestry(branch=branch))
+            return self._bounded(lambda: list(self.repo.ancestry(branch=branch)), "read")
         except icechunk.IcechunkError as error:
             raise self._translate(error, "read") from None
 
     def tags(self) -> dict[str, str]:
         """tag -> snapshot id."""
-        return {tag: self.repo.lookup_tag(tag) for tag in sorted(self.repo.list_tags())}
+        return self._bounded(lambda: {tag: self.repo.lookup_tag(tag) for tag in sorted(self.repo.list_tags())}, "read")
 
     def tag(self, name: str, snapshot: str | None = None) -> str:
         """Tag ``snapshot`` (default the head of ``main``) as ``name``; return the snapshot id."""
-        snapshot = snapshot or self.repo.lookup_branch(BRANCH)
+        snapshot = snapshot or self._bounded(lambda: self.repo.lookup_branch(BRANCH), "read")
         try:
-            self.repo.create_tag(name, snapshot)
+            self._bounded(lambda: self.repo.create_tag(name, snapshot), "tag")
         except icechunk.IcechunkError as error:
             if "exist" in str(error).lower():
                 raise LakeConflictError(f"tag {name!r} already exists in lake {self.url}") from None
@@ -287,18 +301,16 @@ class LakeRepository:
             commit is untouched.
         """
         for _ in range(REDO_TRIES):
+            session = self.session_for_writing()
             try:
-                session = self.repo.writable_session(BRANCH)
+                result = change(session)
             except icechunk.IcechunkError as error:
                 raise self._translate(error, "write to") from None
-            result = change(session)
             if not session.has_uncommitted_changes:
                 return result, session.snapshot_id
             try:
                 with self.commit_lock():
-                    snapshot = session.commit(
-                        message, metadata=dict(metadata or {}), rebase_with=icechunk.ConflictDetector(), rebase_tries=REBASE_TRIES
-                    )
+                    snapshot = self._commit(session, message, metadata)
                 return result, snapshot
             except (icechunk.RebaseFailedError, icechunk.ConflictError):
                 time.sleep(0.01)
@@ -309,16 +321,23 @@ class LakeRepository:
 
     def session_for_writing(self) -> icechunk.Session:
         """A writable session on ``main`` for a caller that commits it with :meth:`commit`."""
+        repo = self.repo
         try:
-            return self.repo.writable_session(BRANCH)
+            return self.timed(self._bounded(lambda: repo.writable_session(BRANCH), "write to"))
         except icechunk.IcechunkError as error:
             raise self._translate(error, "write to") from None
+
+    def _commit(self, session: Any, message: str, metadata: Mapping[str, Any] | None) -> str:
+        solver = icechunk.ConflictDetector()
+        return self._bounded(
+            lambda: session.commit(message, metadata=dict(metadata or {}), rebase_with=solver, rebase_tries=REBASE_TRIES), "commit to"
+        )
 
     def commit(self, session: icechunk.Session, message: str, metadata: Mapping[str, Any] | None = None) -> str:
         """Commit a session built by the caller; rebase when the head moved; a failed rebase is a :class:`LakeConflictError`."""
         try:
             with self.commit_lock():
-                return session.commit(message, metadata=dict(metadata or {}), rebase_with=icechunk.ConflictDetector(), rebase_tries=REBASE_TRIES)
+                return self._commit(session, message, metadata)
         except (icechunk.RebaseFailedError, icechunk.ConflictError) as error:
             raise LakeConflictError(f"{message}: another writer changed the same data in lake {self.url} ({' '.join(str(error).split())[:200]})") from None
         except icechunk.IcechunkError as error:

@@ -305,10 +305,11 @@ def write_subject_streaming(
     else:
         fork, progress = storage.repository.session_for_writing().fork(), {}
         if existing:
-            remove_node(fork, relative)
-        _write_skeleton(fork.store, relative, coords, neuroids, columns, dict(skeleton.attrs))
+            remove_node(storage.repository.timed(fork), relative)
+        _write_skeleton(storage.repository.timed(fork).store, relative, coords, neuroids, columns, dict(skeleton.attrs))
         _save_resume(resume, {"url": storage.url, "plan": plan, "progress": progress, "fork": fork})
-    arrays = {r: zarr.open_array(fork.store, path=f"{relative}/regions/{r}/betas", mode="r+") for r in regions}
+    fork_store = storage.repository.timed(fork).store
+    arrays = {r: zarr.open_array(fork_store, path=f"{relative}/regions/{r}/betas", mode="r+") for r in regions}
     trial_ids = np.asarray(trials["stimulus_id"].values).astype(str)
     neuroid_ids = np.asarray(neuroids["neuroid_id"].values).astype(str)
 
@@ -365,7 +366,7 @@ def write_subject_streaming(
         ENTRY_ATTR: entry,
         COMPLETE_ATTR: True,
     }
-    zarr.open_group(fork.store, path=relative, mode="a").attrs.put(final)
+    zarr.open_group(fork_store, path=relative, mode="a").attrs.put(final)
     if not overwrite and _head_has_subject(storage, relative):
         raise StoreExistsError(f"{where} was written by another writer meanwhile; pass overwrite=True (--overwrite) to replace it")
     session = storage.repository.session_for_writing()
