@@ -267,7 +267,7 @@ def add_features(
     if ids_path is not None:
         provenance.update(ids_source=_display_source(ids_path), ids_sha256=source_sha256(ids_path, storage_options))
     lake.write_features(model, layer, data, overwrite=overwrite, provenance=provenance)
-    return AddedFeatures(model, layer, dict(lake.manifest["features"][f"{model}/{layer}"]), coverage)
+    return AddedFeatures(model, layer, lake.feature_entry(model, layer), coverage)
 
 
 def _headline() -> list[str]:

@@ -15,32 +15,24 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote
 
+import storage_schemas.names as _names
 from laion_lake.benchmarks import SHARED_POOL, BenchmarkSpec, load_benchmark
 
-# characters left as they are in a key component; everything else is %XX-escaped (UTF-8), so a
-# component never holds '/' and a key splits back into its parts
-_KEY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.+=@,")
-KEY_SEPARATOR = "/"
+# the one naming rule (storage_schemas.names): a component never holds '/', so a key splits back
+KEY_SEPARATOR = _names.KEY_SEPARATOR
 # split component of an rdm unit's key: not a stored split name, so it cannot collide with one
 RDM_SPLIT_COMPONENT = "rdm"
 
 
 def escape_key_component(name: str) -> str:
-    """``name`` as one path component: unsafe characters %XX-escaped, a leading '.' too.
-
-    A leading dot is escaped so no component is ``.``, ``..`` or a hidden file name.
-    """
-    if not name:
-        raise ValueError("an empty name cannot be a key component")
-    escaped = "".join(c if c in _KEY_SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in name)
-    return "%2E" + escaped[1:] if escaped.startswith(".") else escaped
+    """``name`` as one path component, by the one naming rule (:func:`storage_schemas.names.escape_component`)."""
+    return _names.escape_component(name)
 
 
 def unescape_key_component(component: str) -> str:
     """Inverse of :func:`escape_key_component`."""
-    return unquote(component, errors="strict")
+    return _names.unescape_component(component)
 
 
 @dataclass(frozen=True)
