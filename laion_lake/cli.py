@@ -64,22 +64,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from laion_lake.lake import open_lake
+    from laion_lake.lake.cli import validate_lines
 
-    lake = open_lake(args.lake, args.storage_options)
-    problems = 0
-    checks: list[tuple[str, Callable[[], Any]]] = [("stimuli", lambda: lake.stimuli)]
-    if lake.pools:
-        checks.append(("splits", lambda: lake.split_names(lake.pools[0])))
-    checks += [(f"subject {s}", lambda s=s: lake.subject(s)) for s in lake.subjects]
-    checks += [(f"features {m}/{l}", lambda m=m, l=l: lake.features(m, l)) for m, l in lake.feature_sets]
-    for label, check in checks:
-        try:
-            check()
-            print(f"ok      {label}")
-        except Exception as error:  # report every store, then fail
-            problems += 1
-            print(f"INVALID {label}: {error}")
-    print(f"{len(checks) - problems} of {len(checks)} stores valid")
+    lines, problems = validate_lines(open_lake(args.lake, args.storage_options), deep=args.deep)
+    print("\n".join(lines))
     return EXIT_OK if problems == 0 else EXIT_USAGE
 
 
@@ -224,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_lake_argument(ls)
     ls.set_defaults(run=cmd_ls)
 
-    validate = commands.add_parser("validate", help="open every store and check it against its schema")
+    validate = commands.add_parser("validate", help="open every store and check it against its schema (--deep: read every chunk, recompute checksums)")
     add_lake_argument(validate)
+    validate.add_argument("--deep", action="store_true", help="read every chunk and recompute every store's content checksum; name each damaged store, variable and chunk")
     validate.set_defaults(run=cmd_validate)
 
     def add_run_options(parser: argparse.ArgumentParser) -> None:

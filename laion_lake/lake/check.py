@@ -71,3 +71,26 @@ def verify_store(lake: Any, kind: str, name: str) -> list[Damage]:
     if actual != entry.get("checksum"):
         return [Damage(entry["path"], "", "", f"content checksum {actual[:12]}... differs from the stored {str(entry.get('checksum'))[:12]}...")]
     return []
+
+
+def check_whole(lake: Any) -> list[str]:
+    """What makes a lake not whole: ids of one store unknown to the stimulus table, pools without a subject."""
+    problems: list[str] = []
+    manifest = lake.manifest
+    if "stimuli" not in manifest:
+        return ["no stimulus table"] if manifest["subjects"] or manifest["features"] else []
+    known = set(lake.stimuli["stimulus_id"].values.tolist())
+    for subject in lake.subjects:
+        seen = set(lake._subject_store(subject).trials["stimulus_id"].values.tolist())
+        unknown = sorted(seen - known)
+        if unknown:
+            problems.append(f"subject {subject}: {len(unknown)} stimulus id(s) not in the stimulus table (from another build?), e.g. {unknown[0]!r}")
+    for model, layer in lake.feature_sets:
+        ids = set(lake.features(model, layer)["stimulus_id"].values.tolist())
+        unknown = sorted(ids - known)
+        if unknown:
+            problems.append(f"features {model}/{layer}: {len(unknown)} stimulus id(s) not in the stimulus table (from another build?), e.g. {unknown[0]!r}")
+    missing_pools = [p for p in lake.pools if p != "shared" and p not in lake.subjects and lake.subjects]
+    if missing_pools:
+        problems.append(f"splits name pool(s) of subjects the lake does not hold: {', '.join(missing_pools)}")
+    return problems

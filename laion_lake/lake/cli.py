@@ -44,3 +44,42 @@ def add_commands(commands: Any) -> None:
     tag.add_argument("name", help="tag name, e.g. v1.0")
     tag.add_argument("--snapshot", help="snapshot id to tag (default the head of main; see `laion-lake log`)")
     tag.set_defaults(run=cmd_tag)
+
+
+def validate_lines(lake: Any, deep: bool) -> tuple[list[str], int]:
+    """``validate``'s report lines and the number of problems (plain: open and schema-check every
+    store, check the lake is whole; deep: also read every chunk and recompute every checksum)."""
+    from laion_lake.lake.check import check_whole, read_every_chunk, verify_store
+
+    lines, problems = [], 0
+    checks: list[tuple[str, Any]] = [("stimuli", lambda: lake.stimuli)]
+    if lake.pools:
+        checks.append(("splits", lambda: lake.split_names(lake.pools[0])))
+    checks += [(f"subject {s}", lambda s=s: lake.subject(s)) for s in lake.subjects]
+    checks += [(f"features {m}/{l}", lambda m=m, l=l: lake.features(m, l)) for m, l in lake.feature_sets]
+    for label, check in checks:
+        try:
+            check()
+        except Exception as error:  # report every store, then fail
+            problems += 1
+            lines.append(f"INVALID {label}: {' '.join(str(error).split())}")
+            continue
+        damage = []
+        if deep:
+            if label.startswith("subject "):
+                damage = verify_store(lake, "subject", label.removeprefix("subject "))
+            elif label.startswith("features "):
+                key = next(k for k, e in lake.manifest["features"].items() if f"features {e['model']}/{e['layer']}" == label)
+                damage = verify_store(lake, "features", key)
+            else:
+                damage = read_every_chunk(lake, label)
+        if damage:
+            problems += 1
+            lines += [f"DAMAGED {label}: {d}" for d in damage]
+        else:
+            lines.append(f"ok      {label}")
+    whole = check_whole(lake)
+    lines += [f"NOT WHOLE {p}" for p in whole]
+    lines.append(f"{len(checks) - problems} of {len(checks)} stores valid{' (every chunk read, checksums recomputed)' if deep else ''}"
+                 f"{'; the lake is not whole' if whole else ''} (snapshot {lake.snapshot_id})")
+    return lines, problems + len(whole)
