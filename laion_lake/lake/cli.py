@@ -56,7 +56,8 @@ def validate_lines(lake: Any, deep: bool) -> tuple[list[str], int]:
     if lake.pools:
         checks.append(("splits", lambda: lake.split_names(lake.pools[0])))
     checks += [(f"subject {s}", lambda s=s: lake.subject(s)) for s in lake.subjects]
-    checks += [(f"features {m}/{l}", lambda m=m, l=l: lake.features(m, l)) for m, l in lake.feature_sets]
+    # feature sets by manifest key (escaped: resnet%2F50/fc and resnet/50%2Ffc stay apart)
+    checks += [(f"features {key}", lambda e=e: lake.features(e["model"], e["layer"])) for key, e in sorted(lake.manifest["features"].items())]
     for label, check in checks:
         try:
             check()
@@ -69,8 +70,7 @@ def validate_lines(lake: Any, deep: bool) -> tuple[list[str], int]:
             if label.startswith("subject "):
                 damage = verify_store(lake, "subject", label.removeprefix("subject "))
             elif label.startswith("features "):
-                key = next(k for k, e in lake.manifest["features"].items() if f"features {e['model']}/{e['layer']}" == label)
-                damage = verify_store(lake, "features", key)
+                damage = verify_store(lake, "features", label.removeprefix("features "))
             else:
                 damage = read_every_chunk(lake, label)
         if damage:

@@ -128,3 +128,19 @@ def test_frozen_endpoint_on_the_cli_is_one_line(proxied_lake):
         f"laion-lake ls: error: cannot open lake {url}: the endpoint did not answer within 5 s (storage option 'timeout' or LAION_LAKE_S3_TIMEOUT sets the limit)"
     ], result.stderr
     assert time.perf_counter() - started < 60
+
+
+def test_missing_credentials_are_one_line_naming_the_lake(s3_endpoint):
+    """No key in the options and none in the environment: exit 2, one line naming the lake URL."""
+    import json
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE="/nonexistent", AWS_CONFIG_FILE="/nonexistent", AWS_EC2_METADATA_DISABLED="true", PYTHONPATH=str(ROOT))
+    url = "s3://no-such-credentials/lake"
+    result = subprocess.run(
+        [sys.executable, "-m", "laion_lake.cli", "ls", url, "--storage-options", json.dumps({"endpoint_url": s3_endpoint, "timeout": 10})],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"laion-lake ls: error: cannot open lake {url}: no usable credentials"], result.stderr
