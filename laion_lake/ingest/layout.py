@@ -29,6 +29,8 @@ RETINOTOPIC_ROIS = ("V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4")
 VENTRAL_ROI = "laionventral"
 # noise-ceiling coordinate -> the desc- of its map
 NOISE_CEILING_MAPS = {"nc_12rep": "Noiseceiling12rep", "nc_4rep": "Noiseceiling4rep", "nc_allrep": "NoiseceilingAllrep"}
+# held out of the public release (the real bucket lists none or denies them): never read
+HELD_OUT_SESSIONS = (31, 32, 33, 34)
 BETAS_ROOT = "derivatives/glmsingle-tedana"
 ROIS_ROOT = "derivatives/rois"
 _SUBJECT = re.compile(r"^sub-\d{2}$")
@@ -80,15 +82,19 @@ class ReleaseLayout:
             raise IngestError(f"{self.betas_root}: not found (expected the release layout derivatives/glmsingle-tedana/sub-XX/, see docs/release-format.md)")
         return [name for name in self.files.folders(BETAS_ROOT) if _SUBJECT.match(name)]
 
-    def sessions(self, subject: str) -> list[int]:
-        """Session numbers with a ``ses-YY/func`` folder, sorted (held-out sessions are simply absent)."""
+    def session_folders(self, subject: str) -> list[int]:
+        """Session numbers of every ``ses-YY`` folder of ``subject``, sorted."""
         folder = f"{BETAS_ROOT}/{subject}"
         if not self.files.is_dir(folder):
             raise IngestError(f"{self.file(folder)}: no such subject folder (release has {', '.join(self.subjects()) or 'none'})")
-        found = [int(m[1]) for name in self.files.folders(folder) if (m := _SESSION.match(name))]
+        return sorted(int(m[1]) for name in self.files.folders(folder) if (m := _SESSION.match(name)))
+
+    def sessions(self, subject: str) -> list[int]:
+        """The sessions to ingest, sorted: every ``ses-YY`` folder but the held-out sessions 31-34 (never read)."""
+        found = [s for s in self.session_folders(subject) if s not in HELD_OUT_SESSIONS]
         if not found:
-            raise IngestError(f"{self.file(folder)}: no ses-YY session folders")
-        return sorted(found)
+            raise IngestError(f"{self.file(f'{BETAS_ROOT}/{subject}')}: no ses-YY session folders (besides the held-out 31-34)")
+        return found
 
     @staticmethod
     def session_label(session: int) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from laion_lake.ingest.layout import NOISE_CEILING_MAPS, RETINOTOPIC_ROIS, ROIS_ROOT, VENTRAL_ROI, IngestError, ReleaseLayout, require_file
+from laion_lake.ingest.layout import HELD_OUT_SESSIONS, NOISE_CEILING_MAPS, RETINOTOPIC_ROIS, ROIS_ROOT, VENTRAL_ROI, IngestError, ReleaseLayout, require_file
 from laion_lake.ingest.nifti import iter_statmap_voxels, read_mask, read_volume, statmap_volumes
 from laion_lake.ingest.source import ReleaseFile
 from laion_lake.ingest.transform import clean_noise_ceiling, ncsnr_from_nc_12rep, zscore_session
@@ -115,6 +115,9 @@ def plan_subject(layout: ReleaseLayout, subject: str, scope: str = "rois") -> Su
         sessions.append(SessionSource(session, statmap, table, start, start + n_volumes))
         start += n_volumes
     trials = trial_coordinates([s.trials for s in sessions])
+    held_out = [s for s in layout.session_folders(subject) if s in HELD_OUT_SESSIONS]
+    if held_out:
+        notes.append(f"held-out session(s) {', '.join(layout.session_label(s) for s in held_out)} present in the source: not read")
     return SubjectPlan(subject, scope, layout, sessions, trials, neuroids, selection, selection.notes + notes)
 
 

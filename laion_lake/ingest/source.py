@@ -27,6 +27,8 @@ S3_TIMEOUTS = {"connect_timeout": 5, "read_timeout": 30}
 S3_RETRIES = {"max_attempts": 2, "mode": "standard"}
 # bytes fetched per range request when streaming a statmap (bounds the read buffer)
 S3_BLOCK_SIZE = 16 * 2**20
+# s3fs's own retries of transient errors (timeouts included), on top of botocore's attempts
+S3FS_RETRIES = 2
 _REMOTE_ERRORS = ("ClientError", "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionError", "NoCredentialsError")
 
 
@@ -39,8 +41,9 @@ def source_options(url: str, storage_options: dict[str, Any] | None) -> dict[str
             config.setdefault(key, value)
         config.setdefault("retries", dict(S3_RETRIES))
         options["config_kwargs"] = config
-        options.setdefault("retries", 2)  # s3fs's own retries of transient errors
         options.setdefault("default_block_size", S3_BLOCK_SIZE)
+        # a filesystem of its own: its retry count is set below, and must not leak into the lake's
+        options.setdefault("skip_instance_cache", True)
     return options
 
 
@@ -59,6 +62,8 @@ class ReleaseFiles:
         self.url = str(url)
         self.protocol = fsspec.utils.get_protocol(self.url)
         self.fs, root = fsspec.core.url_to_fs(self.url, **source_options(self.url, storage_options))
+        if hasattr(self.fs, "retries"):
+            self.fs.retries = S3FS_RETRIES
         self.root = root.rstrip("/") or "/"
 
     @property
@@ -94,8 +99,13 @@ class ReleaseFiles:
             return bool(self.fs.isdir(self.path(relative)))
 
     def is_file(self, relative: str) -> bool:
+        """Whether ``relative`` is a file; a denied or unreachable one is an error, not a missing file."""
         with self.errors(relative, "file"):
-            return bool(self.fs.isfile(self.path(relative)))
+            try:
+                info = self.fs.info(self.path(relative))
+            except FileNotFoundError:
+                return False
+        return info.get("type") == "file"
 
     def folders(self, relative: str) -> list[str]:
         """Names of the sub-folders of ``relative`` (empty if it is no folder)."""
