@@ -340,3 +340,73 @@ def test_cli_help_lists_the_options():
     assert "docs/release-format.md" in text and "SPEC" not in text
     assert (Path(__file__).resolve().parents[2] / "docs" / "release-format.md").is_file()
     assert "FILE" in commands.choices["import-brainscore"].format_help()
+
+
+# -- the trials tables as published, and the integer variant ---------------------------------------------
+
+
+def test_integer_session_labels_ingest_to_the_same_lake(ingested, tmp_path):
+    root = tmp_path / "integer"
+    factory.write_release(root, session_labels="integer")  # same seed: the same data, sessions written as 1, 30, 35
+    assert factory.trials_path(root, "sub-01", 30).read_text().splitlines()[1].startswith("30\t")
+    url = str(tmp_path / "lake")
+    ingest_release(root, url, subjects=["sub-01"])
+    a, b = open_lake(url).subject("sub-01"), ingested[0].subject("sub-01")
+    np.testing.assert_array_equal(a["betas"].values, b["betas"].values)
+    for name in a.coords:
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+
+
+def test_a_row_of_another_session_is_named(copy_of_release, tmp_path):
+    path = factory.trials_path(copy_of_release, "sub-01", 30)
+    lines = path.read_text().splitlines()
+    assert lines[1].startswith("ses-30\t")
+    lines[4] = lines[4].replace("ses-30", "ses-31", 1)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(IngestError, match=re.escape(f"{path}: row 4 (line 5): session 'ses-31' is another session, but the file is in ses-30")):
+        ingest_release(copy_of_release, str(tmp_path / "lake"), subjects=["sub-01"])
+    lines[4] = lines[4].replace("ses-31", "session 30", 1)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(IngestError, match=re.escape(f"{path}: row 4 (line 5): session 'session 30' is not a session label")):
+        ingest_release(copy_of_release, str(tmp_path / "lake"), subjects=["sub-01"])
+
+
+def test_verify_does_not_run_the_code_it_checks(release, tmp_path, monkeypatch):
+    """Ingest with the old convention (NaN -> 0 before the mean) and the first-ROI-wins rule put back
+    into the ingest code: verify, which recomputes from the NIfTI itself, reports both."""
+    import laion_lake.ingest.plan as plan_module
+    import laion_lake.ingest.voxels as voxels_module
+
+    root, special = release
+
+    def zero_first(raw):
+        block = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        sd = block.std(axis=0)
+        return ((block - block.mean(axis=0)) / np.where(sd == 0, 1.0, sd)).astype(np.float32)
+
+    url = str(tmp_path / "lake")
+    with monkeypatch.context() as patch:
+        patch.setattr(plan_module, "zscore_session", zero_first)
+        ingest_release(root, url, subjects=["sub-01"])
+    differences = verify_release(root, url)
+    assert len(differences) == 1 and differences[0].startswith("sub-01 betas ses-01: ")
+    x, y, z = special["sub-01"].partial_nan
+    index = np.flatnonzero(factory.brain_mask("sub-01").ravel()).tolist().index(np.ravel_multi_index((x, y, z), factory.SHAPE))
+    assert f"sub-01.{index}" in differences[0]
+
+    first_wins = str(tmp_path / "first")
+    original = voxels_module.select_voxels
+
+    def first_roi_wins(brain_mask, roi_masks, scope="rois"):
+        later_first = dict(roi_masks)  # give each overlap to the earlier ROI by removing it from the later ones
+        claimed = np.zeros(brain_mask.shape, dtype=bool)
+        for roi in factory.RETINOTOPIC:
+            later_first[roi] = roi_masks[roi] & ~claimed
+            claimed |= roi_masks[roi]
+        return original(brain_mask, later_first, scope)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(plan_module, "select_voxels", first_roi_wins)
+        ingest_release(root, first_wins, subjects=["sub-01"])
+    differences = verify_release(root, first_wins)
+    assert any(d.startswith("sub-01 region V1: ") for d in differences) and any(d.startswith("sub-01 roi: ") for d in differences)
