@@ -176,3 +176,18 @@ def test_source_options_add_timeouts_and_keep_the_callers():
     assert options["config_kwargs"]["connect_timeout"] == S3_TIMEOUTS["connect_timeout"]
     assert options["config_kwargs"]["retries"]["max_attempts"] >= 1
     assert source_options("/data/release", None) == {}
+
+
+@pytest.mark.slow
+def test_ingest_flow_reads_the_bucket_one_task_per_subject(release, bucket_release, s3_endpoint, tmp_path):
+    """The Prefect flow on a LocalCluster of 2 worker processes, each subject task streaming its files from moto."""
+    from flows.ingest import ingest_flow
+
+    cluster = {"cluster_kwargs": {"n_workers": 2, "threads_per_worker": 1, "memory_limit": "2GiB", "dashboard_address": None}}
+    url = str(tmp_path / "flow")
+    report = ingest_flow(bucket_release, url, subjects=SUBJECTS, cluster=cluster, source_storage_options={"anon": True, "endpoint_url": s3_endpoint})
+    assert sorted(report["subjects"]) == SUBJECTS and {r["status"] for r in report["subjects"].values()} == {"ingested"}
+    assert report["lake"]["pools"] == ["shared", *SUBJECTS]
+    reference = str(tmp_path / "reference")
+    ingest_release(release, reference, subjects=SUBJECTS)
+    _same_lakes(url, reference, SUBJECTS)
