@@ -1,4 +1,4 @@
-"""The ``ingest`` flow: the LAION-fMRI release (SPEC section 5) into the lake, one Dask task per subject.
+"""The ``ingest`` flow: the LAION-fMRI release (docs/release-format.md) into the lake, one Dask task per subject.
 
 1. one task per subject, side by side on the cluster: :func:`laion_lake.ingest.ingest_subject`
    with ``register=False`` writes that subject's store (streamed session by session, resumable)
@@ -116,7 +116,7 @@ def ingest_flow(
     overwrite : bool
         Rewrite complete subject stores (otherwise they are skipped, and interrupted ones resume).
     verify : bool
-        After ingesting, compare every stored value with the source, bit for bit.
+        After ingesting, check the lake against the source independently of the ingest code.
     cluster : dict, optional
         Where the subject tasks run (see :mod:`flows.cluster`); default a local cluster.
     splits_dir : str, optional

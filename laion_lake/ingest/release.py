@@ -1,4 +1,4 @@
-"""Ingest a LAION-fMRI release (SPEC section 5) into a lake, session by session and resumably.
+"""Ingest a LAION-fMRI release (docs/release-format.md) into a lake, session by session and resumably.
 
 >>> report = ingest_release("s3://BUCKET/PREFIX", "./lake", source_storage_options={"anon": True})
 >>> print(report.summary())
