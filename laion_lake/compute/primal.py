@@ -225,7 +225,8 @@ def decompose_centered_features(X_train: Any, X_test: Any | None = None) -> Cent
     # working precision (a Gram-matrix eigendecomposition would lose it for small singular values)
     U, s, Vt = scipy.linalg.svd(Xc, full_matrices=False, overwrite_a=True, check_finite=False, lapack_driver="gesdd")
     del Xc
-    keep = s * s > n * np.finfo(np.float64).eps * (s[0] * s[0] if s.size else 0.0)
+    # s^2 <= n eps max(s^2), written on s itself so that the test cannot overflow
+    keep = s > np.sqrt(n * np.finfo(np.float64).eps) * (s[0] if s.size else 0.0)
     U, s, Vt = np.asfortranarray(U[:, keep]), s[keep].copy(), Vt[keep]
     test_in_basis = None
     if X_test is not None:

@@ -96,7 +96,7 @@ def decompose_train_features(
     if route == "primal":
         with np.errstate(over="ignore", invalid="ignore"):
             decomposition = decompose_centered_features(X_train, X_test)
-            largest = float(decomposition.singular_values[0]) ** 2 if decomposition.rank else 0.0
+            largest = float(np.square(decomposition.singular_values[0])) if decomposition.rank else 0.0
         check_spectrum(largest)
         if not np.all(np.isfinite(decomposition.test_in_basis)):
             raise FeatureRangeError("the test features overflow float64 in the ridge: rescale them")
