@@ -112,3 +112,18 @@ def test_a_cell_with_no_voxel_past_the_threshold_is_a_named_error(tiny_lake):
     spec = load_benchmark("LAION_fMRI_persubject.V1-tau-ridgecv", subjects=["sub-05"], nc_threshold=100.0)
     with pytest.raises(ConstantInputError, match=r"late_model/fc6 on sub-05 V1: no voxel passes .*nc_12rep > 100"):
         score(tiny_lake, "late_model", "fc6", spec)
+
+
+def test_check_memory_states_each_units_bytes_and_refuses_a_small_worker(tiny_lake):
+    from laion_lake.scoring.plan import WorkerMemoryError, check_memory, plan_work
+    from laion_lake.scoring.runner import plan_keys
+
+    plan = plan_work([("late_model", "fc6")], SWEEP)
+    needs = check_memory(plan, 4 * 2**30, tiny_lake)
+    assert set(needs) == {work.unit.key for work in plan}
+    assert needs == check_memory(plan_keys([("late_model", "fc6")], SWEEP), 4 * 2**30, tiny_lake)
+    biggest = max(needs, key=needs.get)
+    with pytest.raises(WorkerMemoryError, match=rf"unit {biggest} needs {needs[biggest]} bytes"):
+        check_memory(plan, needs[biggest] - 1, tiny_lake)
+    with pytest.raises(WorkerMemoryError, match="for 2 units at once"):
+        check_memory(plan, needs[biggest], tiny_lake, concurrent_units=2)
