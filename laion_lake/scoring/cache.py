@@ -1,4 +1,4 @@
-"""Read once: a bounded per-process cache of repeat-averaged responses.
+"""Read once: a bounded per-process cache of repeat-averaged responses (and of narrow feature sets).
 
 A model's sweep runs several units per subject (per-subject tau and ood, shared tau and ood, rdm),
 and each needs the same subject's regions. Reading a region means reading every trial chunk of it
@@ -12,6 +12,9 @@ store checksum: a replaced subject is never served stale), the region and the vo
 ``LAION_LAKE_RESPONSE_CACHE_BYTES`` bytes (default 512 MiB), least recently used out first. A block
 larger than the bound is returned but not kept. Threads of one process share the cache, and a
 block being read by one thread is waited for by the others, never read twice.
+
+Narrow feature sets (at most ``FEATURE_CACHE_MAX_SET_BYTES`` stored) are kept the same way, keyed
+by the feature set's manifest entry (its checksum); wide ones are streamed by each unit.
 
 Only the public Lake API is used (``lake.responses``, ``lake.manifest``, ``lake.url``).
 """
@@ -76,7 +79,7 @@ class ResponseCache:
 
     def __init__(self, max_bytes: int | None = None) -> None:
         self.max_bytes = _cache_bound() if max_bytes is None else max_bytes
-        self._blocks: OrderedDict[tuple, ResponseBlock] = OrderedDict()
+        self._blocks: OrderedDict[tuple, Any] = OrderedDict()  # ResponseBlock or FeatureBlock
         self._lock = threading.Lock()
         self._loading: dict[tuple, threading.Lock] = {}
         self.reads = 0  # blocks read from the lake (misses)
@@ -111,6 +114,10 @@ class ResponseCache:
     def get(self, lake: Any, subject: str, region: str, nc_threshold: float | None, nc_coord: str) -> ResponseBlock:
         """The cached block, read (once, whatever the number of threads asking) when absent."""
         key = block_key(lake, subject, region, nc_threshold, nc_coord)
+        return self.get_or_read(key, lambda: read_block(lake, subject, region, nc_threshold, nc_coord))
+
+    def get_or_read(self, key: tuple, read: Any) -> Any:
+        """The block under ``key``, or ``read()``'s result, stored; one reader per key at a time."""
         block = self._lookup(key)
         if block is not None:
             return block
@@ -119,7 +126,7 @@ class ResponseCache:
         with loading:
             block = self._lookup(key)
             if block is None:
-                block = read_block(lake, subject, region, nc_threshold, nc_coord)
+                block = read()
                 with self._lock:
                     self.reads += 1
                 self._store(key, block)
@@ -189,4 +196,54 @@ def responses_for(
     return Responses(block.values[rows], block.n_repeats[rows], block.neuroid_coords)
 
 
-__all__ = ["ResponseBlock", "ResponseCache", "Responses", "process_cache", "responses_for"]
+# a feature set whose whole store (float32) is at most this size is read once per process and kept
+# (LRU, in the same cache); wider ones are streamed by each unit, never held whole
+FEATURE_CACHE_MAX_SET_BYTES = 128 * 2**20
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureBlock:
+    """A whole (narrow) feature set: values (n_stimuli, n_features) float32 in stored order, ids sorted order."""
+
+    values: np.ndarray
+    stimulus_id: np.ndarray
+    order: np.ndarray  # argsort of the stored ids
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes)
+
+    def rows(self, stimulus_ids: np.ndarray) -> np.ndarray | None:
+        wanted = np.asarray(stimulus_ids).astype(str)
+        sorted_ids = self.stimulus_id[self.order]
+        at = np.clip(np.searchsorted(sorted_ids, wanted), 0, max(len(sorted_ids) - 1, 0))
+        if len(sorted_ids) == 0 or np.any(sorted_ids[at] != wanted):
+            return None
+        return self.values[self.order[at]]
+
+
+def features_for(lake: Any, model: str, layer: str, stimulus_ids: np.ndarray, cache: ResponseCache | None = None) -> np.ndarray | None:
+    """Rows of a narrow feature set through the cache (read whole once per process), else None.
+
+    None means the set is wider than ``FEATURE_CACHE_MAX_SET_BYTES``: the caller streams it.
+    """
+    activations = lake.features(model, layer)
+    if activations.nbytes > FEATURE_CACHE_MAX_SET_BYTES:
+        return None
+    cache = cache or process_cache()
+    entry = lake.manifest.get("features", {}).get(f"{model}/{layer}")
+    key = ("features", str(lake.url), model, layer, json.dumps(entry, sort_keys=True, default=str))
+
+    def read() -> FeatureBlock:
+        ids = np.asarray(activations["stimulus_id"].values).astype(str)
+        return FeatureBlock(np.asarray(activations.data.compute(scheduler="threads")), ids, np.argsort(ids))
+
+    block = cache.get_or_read(key, read)
+    rows = block.rows(stimulus_ids)
+    if rows is None:
+        lake.features(model, layer, stimulus_ids)  # raises the lake's named error
+        raise KeyError(f"stimuli missing from {model}/{layer}")
+    return rows
+
+
+__all__ = ["FeatureBlock", "features_for", "ResponseBlock", "ResponseCache", "Responses", "process_cache", "responses_for"]

@@ -32,7 +32,7 @@ from laion_lake.compute.ceiling import (
 )
 from laion_lake.compute.correlation import pearson_r_per_column, representational_dissimilarity_matrix, spearman_rdm_similarity
 from laion_lake.compute.solvers import ConstantInputError, FeatureRangeError, NumericalInputError, decompose_train_features
-from laion_lake.scoring.cache import Responses, responses_for
+from laion_lake.scoring.cache import Responses, features_for, responses_for
 from laion_lake.scoring.plan import Cell, UnitWork, WorkUnit
 
 # feature columns streamed per kernel GEMM step: bounds memory for very wide layers
@@ -136,23 +136,56 @@ class ColumnChunks:
     """A lazy (rows x features) block read by column slices, each computed on a local thread pool.
 
     What the streaming kernel and RDM builders read from: ``X[:, a:b]`` gives a numpy array, so no
-    (stimuli x features) block of a wide layer is ever held whole. The reads never go through a
-    Dask cluster the unit may be running on (that would block the worker's thread).
+    (stimuli x features) block of a wide layer is ever held whole. Reads are aligned to the
+    store's feature chunks: the storage-chunk-wide block holding ``a:b`` is read once (float32,
+    as stored) and kept until a slice outside it is asked for, so a solver streaming narrower
+    slices never reads a stored chunk twice. The reads never go through a Dask cluster the unit
+    may be running on (that would block the worker's thread).
     """
 
     def __init__(self, data: Any) -> None:
         self.data = data
         self.shape = data.shape
         self.nbytes = data.nbytes
+        self._bounds = np.cumsum((0, *data.chunks[1]))
+        self._block: tuple[int, int, np.ndarray] | None = None
+
+    def _read_block(self, column: int) -> tuple[int, int, np.ndarray]:
+        index = int(np.searchsorted(self._bounds, column, side="right")) - 1
+        start, stop = int(self._bounds[index]), int(self._bounds[index + 1])
+        self._block = None  # free the previous block before reading the next
+        self._block = (start, stop, np.asarray(self.data[:, start:stop].compute(scheduler="threads")))
+        return self._block
 
     def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, tuple) and len(index) == 2 and isinstance(index[1], slice) and index[0] == slice(None):
-            return np.asarray(self.data[index].compute(scheduler="threads"))
-        return ColumnChunks(self.data[index])
+        if not (isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None) and isinstance(index[1], slice)):
+            return RowsOf(self, np.asarray(index))
+        first, last, _ = index[1].indices(self.shape[1])
+        parts = []
+        while first < last:
+            start, stop, block = self._block if self._block and self._block[0] <= first < self._block[1] else self._read_block(first)
+            parts.append(block[:, first - start : min(last, stop) - start])
+            first = min(last, stop)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
+class RowsOf:
+    """Rows of a :class:`ColumnChunks` (train or test), sharing its block: a stored chunk is read once for both."""
+
+    def __init__(self, parent: ColumnChunks, rows: np.ndarray) -> None:
+        self.parent, self.rows = parent, rows
+        self.shape = (len(rows), parent.shape[1])
+        self.nbytes = parent.nbytes // max(parent.shape[0], 1) * len(rows)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return self.parent[index][self.rows]
 
 
 def _features_block(lake: Any, unit: WorkUnit, ids: np.ndarray) -> Any:
     """The unit's feature rows: read whole when small, else lazy, to be streamed by column chunks."""
+    cached = features_for(lake, unit.model, unit.layer, ids)
+    if cached is not None:
+        return cached
     features = lake.features(unit.model, unit.layer, ids).data
     if features.nbytes <= IN_MEMORY_FEATURE_BYTES:
         return np.asarray(features.compute(scheduler="threads"))
