@@ -9,7 +9,7 @@ the subject saw, and units take their rows from the cached block.
 Keys name what the block was computed from: the lake's URL, the subject's manifest entry (its
 store checksum: a replaced subject is never served stale), the region and the voxel filter
 (NC threshold and coordinate). Blocks are float32 as stored; the cache holds at most
-``LAION_LAKE_RESPONSE_CACHE_BYTES`` bytes (default 512 MiB), least recently used out first. A block
+``LAION_LAKE_RESPONSE_CACHE_BYTES`` bytes (default 256 MiB), least recently used out first. A block
 larger than the bound is returned but not kept. Threads of one process share the cache, and a
 block being read by one thread is waited for by the others, never read twice.
 
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_CACHE_BYTES = 512 * 2**20
+DEFAULT_CACHE_BYTES = 256 * 2**20  # a full-scale subject's four headline regions are ~160 MB
 CACHE_BYTES_ENV = "LAION_LAKE_RESPONSE_CACHE_BYTES"
 
 

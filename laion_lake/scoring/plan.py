@@ -278,7 +278,8 @@ def unit_peak_bytes(lake: object, unit: WorkUnit, regions: Iterable[tuple[str, B
 
     The process base (``BASE_PROCESS_BYTES``), the solver's peak for the unit's shape
     (:func:`laion_lake.compute.solvers.regression_peak_bytes` / ``rdm_peak_bytes``, largest region)
-    and the float32 response blocks the unit's regions put in the responses cache.
+    and the per-process cache: the larger of its bound and the float32 response blocks of the
+    unit's regions (a block larger than the bound is held by the unit, not the cache).
     """
     from laion_lake.compute.solvers import BASE_PROCESS_BYTES, rdm_peak_bytes, regression_peak_bytes
 
@@ -297,7 +298,9 @@ def unit_peak_bytes(lake: object, unit: WorkUnit, regions: Iterable[tuple[str, B
         from laion_lake.scoring.units import FEATURE_CHUNK_SIZE
 
         solver = regression_peak_bytes(len(train), len(test), n_features, max(voxels, default=0), FEATURE_CHUNK_SIZE)
-    return BASE_PROCESS_BYTES + solver + block_bytes
+    from laion_lake.scoring.cache import process_cache
+
+    return BASE_PROCESS_BYTES + solver + max(block_bytes, process_cache().max_bytes)
 
 
 def check_memory(plan: Iterable, worker_memory_bytes: int, lake: object, concurrent_units: int = 1) -> dict[str, int]:
