@@ -5,7 +5,7 @@ For each width, on a synthetic lake in the published layout, in one run:
 - the sweep in process (``score_many``, ``--workers`` units at once, BLAS pinned to 1 thread per
   unit), in a fresh subprocess per width: wall time, wall time per unit class (per-subject
   ridgecv units, shared-pool ridgecv units, rdm units; summed over units, so with 2 workers it
-  exceeds the wall time), peak RSS of the process (``ru_maxrss``: all its worker threads), the
+  exceeds the wall time), peak RSS of the process (``VmHWM`` after a reset: all its worker threads), the
   bytes it read from the lake (``laion_lake.lake.storage.process_bytes_read``), and the largest
   unit's stated peak (``check_memory``);
 - one representative unit (sub-01, per-subject pool, ``tau``: the V1/V2/V4/IT ridgecv cells) run
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -43,6 +42,19 @@ import numpy as np
 
 MB = 1024**2
 HERE = Path(__file__).resolve().parent
+
+
+def reset_peak_rss() -> None:
+    """Reset this process's peak RSS (``VmHWM``): ``ru_maxrss`` would report the parent's at fork."""
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+
+
+def peak_rss() -> int:
+    """This process's peak resident set size since the last reset, in bytes (``VmHWM``)."""
+    with open("/proc/self/status") as handle:
+        line = next(x for x in handle if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
 DEFAULT_WIDTHS = (128, 1024, 8192, 100_000)
 
 
@@ -164,7 +176,7 @@ def unit_class(unit) -> str:
     return "shared ridgecv" if unit.pool == "shared" else "per-subject ridgecv"
 
 
-def child(url: str, model: str, layer: str, workers: int, sklearn_max_width: int) -> dict:
+def child(url: str, model: str, layer: str, workers: int, sklearn_max_width: int, n_sklearn_cells: int | None = None) -> dict:
     from threadpoolctl import threadpool_limits
 
     import laion_lake.scoring.api as api
@@ -176,6 +188,7 @@ def child(url: str, model: str, layer: str, workers: int, sklearn_max_width: int
     from laion_lake.scoring.plan import check_memory, plan_work, specs_by_key
     from laion_lake.scoring.units import run_unit
 
+    reset_peak_rss()
     lake = open_lake(url)
     benchmarks = list_benchmarks()
     plan = plan_work([(model, layer)], benchmarks)
@@ -198,7 +211,7 @@ def child(url: str, model: str, layer: str, workers: int, sklearn_max_width: int
     scores = api.score_many(lake, [(model, layer)], benchmarks, workers=workers)
     sweep_wall = time.perf_counter() - started
     sweep_read = process_bytes_read() - read_before
-    sweep_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    sweep_peak = peak_rss()
     api.run_unit = real_run_unit
 
     # the representative unit alone, cold: sub-01, per-subject pool, tau
@@ -221,7 +234,7 @@ def child(url: str, model: str, layer: str, workers: int, sklearn_max_width: int
 
         sklearn_cells = []
         with threadpool_limits(1):
-            for result in results:
+            for result in results[:n_sklearn_cells]:
                 spec = load_benchmark(result.benchmark_key)
                 started = time.perf_counter()
                 X_train = lake.features(model, layer, train).values.astype(np.float64)
@@ -259,9 +272,6 @@ def flow_sweep(url: str, model: str, layer: str) -> dict:
     from flows.score import score_flow
     from laion_lake.benchmarks import list_benchmarks
 
-    def peak() -> int:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
     def reads() -> int:
         from laion_lake.lake.storage import process_bytes_read
 
@@ -270,10 +280,11 @@ def flow_sweep(url: str, model: str, layer: str) -> dict:
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="4GiB", dashboard_address=None, silence_logs=logging.WARNING)
     try:
         with Client(cluster) as client:
+            client.run(reset_peak_rss)
             started = time.perf_counter()
             score_flow(url, [[model, layer]], list_benchmarks(), force=True, cluster={"address": cluster.scheduler_address})
             wall = time.perf_counter() - started
-            return {"wall": wall, "peaks": sorted(client.run(peak).values()), "bytes_read": sum(client.run(reads).values())}
+            return {"wall": wall, "peaks": sorted(client.run(peak_rss).values()), "bytes_read": sum(client.run(reads).values())}
     finally:
         cluster.close()
 
@@ -319,14 +330,15 @@ def wide_unit_child(url: str, width: int, split: str, write_only: bool = False) 
     specs = [load_benchmark(b, subjects=[subject]) for b in benchmarks]
     work = next(w for w in plan_work([(model, layer)], specs) if w.unit.split_name == split)
     stated = check_memory([work], 1 << 62, lake)[work.unit.key]
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    reset_peak_rss()
+    rss_before = peak_rss()
     read_before = process_bytes_read()
     started = time.perf_counter()
     with fixed_blas_threads():
         results = run_unit(lake, work, specs_by_key(specs))
     return {
         "unit": work.unit.key, "cells": len(results), "wall": time.perf_counter() - started,
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "rss_before": rss_before,
+        "peak_rss": peak_rss(), "rss_before": rss_before,
         "stated": stated, "bytes_read": process_bytes_read() - read_before, "n_train": results[0].n_train,
     }
 
@@ -343,6 +355,7 @@ def main() -> None:
     parser.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)))
     parser.add_argument("--workers", type=int, default=2, help="units at once in process")
     parser.add_argument("--sklearn-max-width", type=int, default=8192)
+    parser.add_argument("--sklearn-cells", type=int, help="time scikit-learn on the unit's first N cells only (default all)")
     parser.add_argument("--flow", action="store_true", help="also run each sweep through the score flow on a LocalCluster")
     parser.add_argument("--wide-unit", type=int, metavar="WIDTH", help="instead: one sub-01 per-subject unit at WIDTH features (streamed), peak RSS")
     parser.add_argument("--split", default="ood", help="split of the --wide-unit unit (ood: the largest train set)")
@@ -352,7 +365,7 @@ def main() -> None:
     args = parser.parse_args()
     url = args.lake or str(HERE / "out" / f"lake-{args.scale}")
     if args.child:
-        print("RESULT " + json.dumps(child(url, *args.child, args.workers, args.sklearn_max_width)), flush=True)
+        print("RESULT " + json.dumps(child(url, *args.child, args.workers, args.sklearn_max_width, args.sklearn_cells)), flush=True)
         return
     if args.wide_child:
         print("RESULT " + json.dumps(wide_unit_child(url, args.wide_unit, args.split, args.write_only)), flush=True)
@@ -380,6 +393,8 @@ def main() -> None:
     for width in widths:
         command = [sys.executable, __file__, "--lake", url, "--workers", str(args.workers),
                    "--sklearn-max-width", str(args.sklearn_max_width), "--child", *feature_sets[width]]  # fmt: skip
+        if args.sklearn_cells:
+            command += ["--sklearn-cells", str(args.sklearn_cells)]
         output = subprocess.run(command, capture_output=True, text=True, check=False)
         line = next((x for x in output.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
