@@ -17,6 +17,7 @@ from laion_lake.scoring.aggregate import aggregate_score, score_table
 from laion_lake.scoring.plan import FeatureSet, UnitWork, WorkUnit, group_by_aggregate, plan_work, specs_by_key
 from laion_lake.scoring.runner import BLAS_THREADS, LOCAL_DASK
 from laion_lake.scoring.units import CellResult, run_unit
+from laion_lake.scoring.voxel_scores import voxel_scores
 
 
 def _as_lake(lake: Any, storage_options: dict | None = None) -> Any:
@@ -72,7 +73,11 @@ def score_many(
             == (cell.benchmark_key, cell.region, cell.metric, cell.test_restriction, cell.fold)
         ]
         spec = by_key[aggregate.benchmark_key]
-        scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)] = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results)
+        scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)] = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results, lake=lake)
+        # per-voxel r (subject, neuroid) with the voxels' coordinates, in memory only (never in a JSON record)
+        voxels = voxel_scores(lake, cell_results)
+        if voxels is not None:
+            scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)].attrs["voxel_r"] = voxels
     return scores
 
 

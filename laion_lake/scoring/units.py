@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,10 @@ class CellResult:
         The ceiled score under the convention.
     alpha : float or None
         The alpha of the fit (ridgecv's choice), None for rdm.
+    voxel_r : array of shape (n_voxels,) or None
+        Per-voxel Pearson r (float64) of a regression cell, in the order of ``neuroid``; not in :meth:`to_dict`.
+    neuroid : array of str, shape (n_voxels,), or None
+        The neuroid ids of ``voxel_r``.
     """
 
     unit_key: str
@@ -66,9 +70,12 @@ class CellResult:
     n_train: int
     n_test: int
     n_voxels: int
+    voxel_r: np.ndarray | None = field(default=None, repr=False, compare=False)
+    neuroid: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every scalar field (JSON-able); the per-voxel arrays are left out."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("voxel_r", "neuroid")}
 
 
 def _voxel_group(spec: BenchmarkSpec) -> tuple[float | None, str]:
@@ -144,7 +151,8 @@ def run_regression_unit(lake: Any, work: UnitWork, specs: Mapping[str, Benchmark
             raw, ceiling, ceiled = regression_ceiled(spec, r, nc, ncsnr, test_repeats[rows])
             results.append(
                 CellResult(unit.key, cell.benchmark_key, unit.subject, cell.fold, region, cell.metric, cell.test_restriction,
-                           spec.convention, raw, ceiling, ceiled, alpha, int(is_train.sum()), int(rows.sum()), int(Y.shape[1]))
+                           spec.convention, raw, ceiling, ceiled, alpha, int(is_train.sum()), int(rows.sum()), int(Y.shape[1]),
+                           voxel_r=np.asarray(r, dtype=np.float64), neuroid=responses["neuroid_id"].values.astype(str))
             )
     return results
 
@@ -178,6 +186,10 @@ def run_rdm_unit(lake: Any, work: UnitWork, specs: Mapping[str, BenchmarkSpec]) 
 
 def run_unit(lake: Any, work: UnitWork, specs: Mapping[str, BenchmarkSpec]) -> list[CellResult]:
     """Every cell result of one work unit."""
+    if work.unit.kind == "cka":
+        from laion_lake.scoring.cka_unit import run_cka_unit
+
+        return run_cka_unit(lake, work, specs)
     if work.unit.kind == "rdm":
         return run_rdm_unit(lake, work, specs)
     return run_regression_unit(lake, work, specs)
