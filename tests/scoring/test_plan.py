@@ -107,7 +107,7 @@ def test_settings_share_units_but_not_cells():
 def test_several_feature_sets_multiply_units():
     feature_sets = [("alexnet", "conv1"), FeatureSet("alexnet", "conv2"), ("resnet50", "layer4")]
     plan = plan_work(feature_sets + [("alexnet", "conv1")], list_benchmarks())
-    assert len(plan) == 3 * 25
+    assert len(plan) == 3 * 30
 
 
 def test_plan_is_deterministic_and_deduplicated():
@@ -127,7 +127,7 @@ def test_group_by_aggregate_inverts_the_plan():
     ids = list_benchmarks() + ["LAION_fMRI.V2-cluster_k5-ridgecv"]
     plan = plan_work([("alexnet", "conv1"), ("vgg", "fc7")], ids)
     groups = group_by_aggregate(plan)
-    assert len(groups) == 2 * 21
+    assert len(groups) == 2 * 25
     cells_in_plan = sum(len(w.cells) for w in plan)
     assert sum(len(pairs) for pairs in groups.values()) == cells_in_plan
     headline = groups[Aggregate("alexnet", "conv1", "LAION_fMRI_persubject.IT-ood-ridgecv")]
