@@ -68,7 +68,7 @@ def add_commands(subparsers: Any) -> None:
     add_lake_argument(report, positional=False)
     report.add_argument("--out", required=True, help="folder to write index.html, the PNGs and scores.csv to")
     report.add_argument("--title", default=DEFAULT_TITLE)
-    report.add_argument("--benchmark", action="append", help="benchmark id or key (repeatable); default the 20 headline ids")
+    report.add_argument("--benchmark", action="append", help="benchmark id or key (repeatable); default the 24 leaderboard ids; Zerbe2026_fmri.* names are aliases of LAION_fMRI.*")
     report.add_argument("--models", nargs="*", help="models to include (default: every model in the lake)")
     source = report.add_mutually_exclusive_group()
     source.add_argument("--from-records", action="store_true", help="use the score records stored in the lake (the default when it holds any); fail if there are none")
