@@ -24,8 +24,12 @@ from laion_lake.report.page import format_error, format_value
 DEFAULT_TITLE = "LAION-fMRI leaderboard"
 
 
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
 def _file_name(family: str) -> str:
-    return "scores_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", family) + ".png"
+    return "scores_" + _slug(family) + ".png"
 
 
 def write_scores_csv(rows: list[ReportScore], path: Path) -> Path:
@@ -76,6 +80,7 @@ def write_report(
     from laion_lake.report.collect import feature_set_order
     from laion_lake.report.page import render_page
     from laion_lake.report.plots import ceilings_chart, family_bar_chart, model_colours, raw_vs_ceiled_chart
+    from laion_lake.report.profiles import layer_profile_chart, models_with_layers, voxel_vs_ceiling_chart
 
     rows = collect_scores(scores)
     out = Path(out_dir)
@@ -87,6 +92,11 @@ def write_report(
         figures["families"][family] = family_bar_chart(rows, family, out / _file_name(family), colours).name
     figures["ceilings"] = ceilings_chart(rows, out / "ceilings.png").name
     figures["raw_vs_ceiled"] = raw_vs_ceiled_chart(rows, out / "raw_vs_ceiled.png", colours).name
+    figures["layer_profiles"] = {model: layer_profile_chart(rows, model, out / f"layers_{_slug(model)}.png").name
+                                 for model in models_with_layers(rows)}
+    voxels = voxel_vs_ceiling_chart(rows, out / "voxel_r_vs_ceiling.png", colours)
+    if voxels is not None:
+        figures["voxel_r_vs_ceiling"] = voxels.name
     write_scores_csv(rows, out / "scores.csv")
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = out / "index.html"
