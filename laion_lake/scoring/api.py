@@ -64,6 +64,7 @@ def score_many(
     with threadpool_limits(BLAS_THREADS), dask.config.set(LOCAL_DASK):
         results: dict[WorkUnit, list[CellResult]] = {work.unit: run_unit(lake, work, by_key) for work in units}
     scores = {}
+    voxel_coords: dict[str, Any] = {}  # each subject's neuroid coordinates, read once
     for aggregate, pairs in group_by_aggregate(plan).items():
         cell_results = [
             result
@@ -75,7 +76,7 @@ def score_many(
         spec = by_key[aggregate.benchmark_key]
         scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)] = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results, lake=lake)
         # per-voxel r (subject, neuroid) with the voxels' coordinates, in memory only (never in a JSON record)
-        voxels = voxel_scores(lake, cell_results)
+        voxels = voxel_scores(lake, cell_results, voxel_coords)
         if voxels is not None:
             scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)].attrs["voxel_r"] = voxels
     return scores

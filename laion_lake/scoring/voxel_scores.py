@@ -37,7 +37,19 @@ def _subject_voxel_r(results: Sequence[CellResult]) -> tuple[np.ndarray, np.ndar
     return ids, np.mean(stacked, axis=0)
 
 
-def voxel_scores(lake: Any, results: Sequence[CellResult]) -> xr.DataArray | None:
+def _neuroid_table(lake: Any, subject: str, cache: dict[str, pd.DataFrame] | None) -> pd.DataFrame:
+    """A subject's neuroid coordinates (index: neuroid_id), read once per ``cache``."""
+    if cache is not None and subject in cache:
+        return cache[subject]
+    assembly = lake.subject(subject)
+    table = pd.DataFrame({name: np.asarray(assembly[name].values) for name in VOXEL_COORDS if name in assembly.coords},
+                         index=pd.Index(assembly["neuroid_id"].values.astype(str)))
+    if cache is not None:
+        cache[subject] = table
+    return table
+
+
+def voxel_scores(lake: Any, results: Sequence[CellResult], cache: dict[str, pd.DataFrame] | None = None) -> xr.DataArray | None:
     """Per-voxel Pearson r of a score's regression cells, (subject, neuroid), NaN-padded; None without any.
 
     Parameters
@@ -46,6 +58,8 @@ def voxel_scores(lake: Any, results: Sequence[CellResult]) -> xr.DataArray | Non
         Read for the voxels' coordinates (the subject stores' neuroid coordinates; lazy, no betas).
     results : sequence of CellResult
         One benchmark's cell results, with ``voxel_r`` and ``neuroid`` filled.
+    cache : dict, optional
+        Subject -> neuroid coordinates, shared by the calls of one scoring run (read each subject once).
     """
     by_subject: dict[str, list[CellResult]] = defaultdict(list)
     for result in results:
@@ -63,12 +77,10 @@ def voxel_scores(lake: Any, results: Sequence[CellResult]) -> xr.DataArray | Non
         ids, r = per_subject[subject]
         values[i, : len(r)] = r
         ids_2d[i, : len(ids)] = ids
-        assembly = lake.subject(subject)
-        position = pd.Index(assembly["neuroid_id"].values.astype(str)).get_indexer(ids)
-        for name in VOXEL_COORDS:
-            if name not in assembly.coords:
-                continue
-            column = np.asarray(assembly[name].values)[position]
+        table = _neuroid_table(lake, subject, cache)
+        position = table.index.get_indexer(ids)
+        for name in table.columns:
+            column = table[name].to_numpy()[position]
             if name not in coords:
                 fill: Any = "" if column.dtype.kind in "OUS" else np.nan
                 coords[name] = np.full((len(subjects), width), fill, dtype=object if column.dtype.kind in "OUS" else np.float64)

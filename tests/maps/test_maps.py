@@ -76,3 +76,24 @@ def test_cli_writes_pngs_and_rejects_non_regression_benchmarks(tiny_lake, tmp_pa
     assert "median r" in capsys.readouterr().out
     assert main(["maps", tiny_lake.url, "--model", "late_model", "--layer", "fc6", "--benchmark", "LAION_fMRI.IT-cka", "--out", str(out)]) == 2
     assert "only regression benchmarks" in capsys.readouterr().err
+
+
+def test_score_carries_per_voxel_r_with_the_voxel_coordinates(tiny_lake):
+    import json
+
+    from laion_lake.scoring.records import score_to_record
+
+    result = score(tiny_lake, "ground_truth", "latent", BENCHMARK)
+    voxels = result.attrs["voxel_r"]
+    assert voxels.dims == ("subject", "neuroid") and list(voxels["subject"].values) == ["sub-01", "sub-06"]
+    assert {"neuroid_id", "x", "y", "z", "roi", "region", "nc_4rep", "nc_12rep", "nc_allrep"} <= set(voxels.coords)
+    for detail in result.attrs["detail"]:
+        row = voxels.sel(subject=detail["subject"])
+        n = int(row["n_voxels"])
+        assert n == detail["n_voxels"]
+        assert np.median(row.values[:n]) == pytest.approx(detail["raw"], rel=1e-12)  # raw = median voxel r
+        assert np.isnan(row.values[n:]).all()
+        responses = tiny_lake.responses(detail["subject"], "V1")
+        assert list(row["neuroid_id"].values[:n]) == list(responses["neuroid_id"].values)
+        assert (row["nc_12rep"].values[:n] > 30).all() and set(row["region"].values[:n]) == {"V1"}
+    json.dumps(score_to_record(result))  # the record stays JSON: per-voxel r is in memory only
