@@ -44,7 +44,7 @@ def gather_scores(args: argparse.Namespace, lake: Any) -> tuple[list[Any], str]:
     if not feature_sets:
         raise ValueError(f"no feature sets to score in {lake.url}" + (f" matching --models {args.models}" if args.models else ""))
     benchmarks = args.benchmark or list_benchmarks()
-    scores = score_many(lake, feature_sets, benchmarks, progress=not args.quiet)
+    scores = score_many(lake, feature_sets, benchmarks, progress=not args.quiet, voxels=True)
     return list(scores.values()), "computed for this report (score_many, in process)"
 
 

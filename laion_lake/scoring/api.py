@@ -35,6 +35,7 @@ def score_many(
     feature_sets: Iterable[tuple[str, str] | FeatureSet],
     benchmarks: Iterable[BenchmarkSpec | str],
     progress: bool = False,
+    voxels: bool = False,
 ) -> dict[tuple[str, str, str], xr.DataArray]:
     """Score many feature sets on many benchmarks, sharing each kernel across everything that uses it.
 
@@ -46,6 +47,10 @@ def score_many(
     benchmarks : iterable of BenchmarkSpec or identifier
     progress : bool
         Show a progress bar over work units.
+    voxels : bool
+        Attach each regression score's per-voxel r as ``attrs["voxel_r"]`` (a DataArray (subject,
+        neuroid) with the voxel coordinates; see :mod:`laion_lake.scoring.voxel_scores`). In memory
+        only: a stored record never holds it.
 
     Returns
     -------
@@ -76,16 +81,19 @@ def score_many(
         spec = by_key[aggregate.benchmark_key]
         scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)] = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results, lake=lake)
         # per-voxel r (subject, neuroid) with the voxels' coordinates, in memory only (never in a JSON record)
-        voxels = voxel_scores(lake, cell_results, voxel_coords)
-        if voxels is not None:
-            scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)].attrs["voxel_r"] = voxels
+        per_voxel = voxel_scores(lake, cell_results, voxel_coords) if voxels else None
+        if per_voxel is not None:
+            scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)].attrs["voxel_r"] = per_voxel
     return scores
 
 
-def score(lake: Any, model: str, layer: str, benchmark: BenchmarkSpec | str) -> xr.DataArray:
-    """Score one model layer on one benchmark; see :func:`aggregate_score` for what a Score holds."""
+def score(lake: Any, model: str, layer: str, benchmark: BenchmarkSpec | str, voxels: bool = True) -> xr.DataArray:
+    """Score one model layer on one benchmark; see :func:`aggregate_score` for what a Score holds.
+
+    A regression score carries its per-voxel r as ``attrs["voxel_r"]`` unless ``voxels=False``.
+    """
     spec = _as_spec(benchmark)
-    return score_many(lake, [(model, layer)], [spec])[(model, layer, spec.key)]
+    return score_many(lake, [(model, layer)], [spec], voxels=voxels)[(model, layer, spec.key)]
 
 
 __all__ = ["CellResult", "aggregate_score", "plan_work", "run_unit", "score", "score_many", "score_table"]

@@ -26,7 +26,7 @@ def lake(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scores(lake):
-    return score_many(lake, lake.feature_sets, BENCHMARKS)
+    return score_many(lake, lake.feature_sets, BENCHMARKS, voxels=True)
 
 
 @pytest.fixture(scope="module")
