@@ -160,7 +160,10 @@ def cmd_scores(args: argparse.Namespace) -> int:
     from laion_lake.lake import open_lake
     from laion_lake.scoring.records import load_scores
 
-    scores = load_scores(open_lake(args.lake, args.storage_options), args.model, args.layer, args.benchmark)
+    from laion_lake.benchmarks import canonical_identifier
+
+    benchmark = canonical_identifier(args.benchmark) if args.benchmark else None  # Zerbe2026_fmri.* finds LAION_fMRI.* records
+    scores = load_scores(open_lake(args.lake, args.storage_options), args.model, args.layer, benchmark)
     if not scores:
         print("no scores recorded yet; run `laion-lake score` first")
         return EXIT_OK

@@ -98,6 +98,13 @@ def family_aliases(family: str) -> tuple[str, ...]:
     return tuple(alias for alias, canonical in FAMILY_ALIASES.items() if canonical == family)
 
 
+def canonical_identifier(identifier: str) -> str:
+    """An identifier or key with its family spelled canonically (``Zerbe2026_fmri.V1-cka`` -> ``LAION_fMRI.V1-cka``);
+    nothing else is checked, so a stored key this version no longer defines passes through."""
+    family, dot, rest = identifier.partition(".")
+    return f"{canonical_family(family)}{dot}{rest}"
+
+
 def identifier_aliases(identifier: str) -> tuple[str, ...]:
     """The other spellings of a canonical identifier (or key), e.g.
     ``LAION_fMRI.V1-cka`` -> ``("Zerbe2026_fmri.V1-cka",)``."""

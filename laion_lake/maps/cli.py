@@ -11,22 +11,17 @@ EXIT_OK = 0
 
 
 def cmd_maps(args: argparse.Namespace) -> int:
+    from laion_lake.lake import open_lake
     from laion_lake.maps.write import write_maps
 
-    maps = write_maps(args.lake if args.storage_options is None else _open(args), args.model, args.layer, args.benchmark, args.out,
-                      diff=args.diff, png=not args.no_png)
+    lake = open_lake(args.lake, args.storage_options)
+    maps = write_maps(lake, args.model, args.layer, args.benchmark, args.out, diff=args.diff, png=not args.no_png)
     what = "r difference" if args.diff else "r"
     for m in maps:
         print(f"{m.nifti}  shape {m.shape}  {m.n_voxels} voxels  median {what} {m.median:+.3f}  max {m.maximum:+.3f}"
               + (f"  + {m.png.name}" if m.png else ""))
     print(f"grid: {maps[0].grid_source}" if maps else "no maps written")
     return EXIT_OK
-
-
-def _open(args: argparse.Namespace) -> Any:
-    from laion_lake.lake import open_lake
-
-    return open_lake(args.lake, args.storage_options)
 
 
 def add_commands(subparsers: Any) -> None:

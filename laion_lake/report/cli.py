@@ -31,7 +31,10 @@ def gather_scores(args: argparse.Namespace, lake: Any) -> tuple[list[Any], str]:
     if args.from_records or recorded:
         scores = recorded or load_scores(lake)
         if args.benchmark:
-            scores = [s for s in scores if s.attrs["benchmark"] in args.benchmark or s.attrs["benchmark_key"] in args.benchmark]
+            from laion_lake.benchmarks import canonical_identifier
+
+            wanted = {canonical_identifier(b) for b in args.benchmark}  # either family spelling
+            scores = [s for s in scores if s.attrs["benchmark"] in wanted or s.attrs["benchmark_key"] in wanted]
         if args.models:
             scores = [s for s in scores if s.attrs["model"] in args.models]
         if not scores:
