@@ -89,3 +89,22 @@ def test_a_ceiling_that_is_not_finite_and_positive_is_an_error():
 def test_one_subject_has_no_ceiling(tiny_lake):
     with pytest.raises(ValueError, match="at least 2 subjects"):
         score(tiny_lake, "ground_truth", "latent", load_benchmark("LAION_fMRI.V1-cka", subjects=["sub-01"]))
+
+
+def test_records_path_gives_the_in_process_score_with_its_ceiling(tiny_lake, it_scores):
+    """Units and aggregate through the key-addressed runner (what the flow's tasks call), then read back."""
+    from laion_lake.scoring.records import load_scores
+    from laion_lake.scoring.runner import aggregate_by_key, plan_keys, run_unit_by_key
+
+    plan = plan_keys([("ground_truth", "latent")], ["Zerbe2026_fmri.IT-cka"])
+    assert [key.rsplit("/", 2)[-2:] for key, _ in plan.units] == [["shared", "cka"]] * 5
+    for key, benchmark_keys in plan.units:
+        assert run_unit_by_key(tiny_lake.url, None, key, benchmark_keys) == "computed"
+    (aggregate,) = plan.aggregates
+    aggregate_by_key(tiny_lake.url, None, *aggregate)
+    (stored,) = load_scores(tiny_lake, model="ground_truth", benchmark="LAION_fMRI.IT-cka")
+    expected = it_scores[("ground_truth", "latent", "LAION_fMRI.IT-cka")]
+    assert float(stored) == float(expected)
+    assert stored.attrs["error"] == expected.attrs["error"]
+    assert stored.attrs["ceiling_pairs"] == expected.attrs["ceiling_pairs"]
+    assert stored.attrs["ceiling_subject_means"] == expected.attrs["ceiling_subject_means"]
