@@ -80,7 +80,7 @@ def write_report(
     from laion_lake.report.collect import feature_set_order
     from laion_lake.report.page import render_page
     from laion_lake.report.plots import ceilings_chart, family_bar_chart, model_colours, raw_vs_ceiled_chart
-    from laion_lake.report.profiles import layer_profile_chart, models_with_layers, voxel_vs_ceiling_chart
+    from laion_lake.report.profiles import best_layer_rows, layer_profile_chart, models_with_layers, voxel_vs_ceiling_chart
 
     rows = collect_scores(scores)
     out = Path(out_dir)
@@ -88,8 +88,10 @@ def write_report(
     colours = model_colours(feature_set_order(rows))
     families = list(dict.fromkeys(r.family for r in sorted(rows, key=lambda r: (r.family != "LAION_fMRI", r.family))))
     figures: dict[str, Any] = {"families": {}}
+    # one bar per model: a model scored with several layers shows its best one (its profile shows them all)
+    bar_rows = best_layer_rows(rows)
     for family in families:
-        figures["families"][family] = family_bar_chart(rows, family, out / _file_name(family), colours).name
+        figures["families"][family] = family_bar_chart(bar_rows, family, out / _file_name(family), colours).name
     figures["ceilings"] = ceilings_chart(rows, out / "ceilings.png").name
     figures["raw_vs_ceiled"] = raw_vs_ceiled_chart(rows, out / "raw_vs_ceiled.png", colours).name
     figures["layer_profiles"] = {model: layer_profile_chart(rows, model, out / f"layers_{_slug(model)}.png").name

@@ -423,7 +423,8 @@ def render_page(
             f'<figure><img src="{escape(file)}" alt="bar chart of {escape(family)} scores"><figcaption><b>{escape(family)}</b>: '
             f"{escape(FAMILY_TEXT.get(family, ''))}. Bar = ceiled score (mean over subjects), whisker = &plusmn; bootstrap error, "
             "each dot = one subject's ceiled score (for k-fold splits, the subject's mean over folds). The spread of the dots "
-            "is what the error summarises.</figcaption></figure>"
+            "is what the error summarises. A model scored with several layers appears with its best layer (highest mean "
+            "ceiled score); its other layers are in the score-per-layer profile.</figcaption></figure>"
         )
     if "ceilings" in figures:
         parts += [

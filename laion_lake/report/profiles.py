@@ -73,6 +73,15 @@ def layer_profile_chart(rows: Sequence[ReportScore], model: str, path: Path) -> 
     return _save(figure, path)
 
 
+def best_layer_rows(rows: Sequence[ReportScore]) -> list[ReportScore]:
+    """The rows of each model's best layer only (highest mean ceiled score): a layer sweep is the profile's job,
+    the bar charts compare models."""
+    keep = set()
+    for model in {r.model for r in rows}:
+        keep.add(feature_set_order([r for r in rows if r.model == model])[0])
+    return [r for r in rows if r.feature_set in keep]
+
+
 def best_layers(rows: Sequence[ReportScore], model: str) -> dict[str, tuple[str, float]]:
     """benchmark key -> (best layer, its score) for one model."""
     out: dict[str, tuple[str, float]] = {}
@@ -120,4 +129,4 @@ def voxel_vs_ceiling_chart(rows: Sequence[ReportScore], path: Path, colours: dic
     return _save(figure, path)
 
 
-__all__ = ["best_layers", "layer_order", "layer_profile_chart", "models_with_layers", "voxel_vs_ceiling_chart"]
+__all__ = ["best_layer_rows", "best_layers", "layer_order", "layer_profile_chart", "models_with_layers", "voxel_vs_ceiling_chart"]

@@ -120,6 +120,10 @@ def test_layer_profile_marks_the_best_layer(scores, tmp_path):
     assert (tmp_path / "layers_late_model.png").exists()
     assert 'src="layers_late_model.png"' in html
     assert "IT-tau-ridgecv: <b>layer2</b>" in html
+    from laion_lake.report.profiles import best_layer_rows
+
+    # the bar charts show one bar per model: its best layer
+    assert {r.layer for r in best_layer_rows(collect_scores(records))} == {"layer2"}
     assert "--recompute" in html  # records carry no per-voxel r: the page says how to get the scatter
 
 
