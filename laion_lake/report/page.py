@@ -432,7 +432,8 @@ def render_page(
             f'<figure><img src="{escape(figures["ceilings"])}" alt="noise ceilings per region"><figcaption>The ceiling the scores are '
             "divided by, per region and subject. It depends on the voxels kept and, under <i>nsd</i>, on the repeats of the test "
             "images; not on the model. Under <i>brainscore</i> every regression benchmark of a region shares one ceiling (median "
-            "over voxels) and every RDM benchmark another (mean over voxels), whatever the split or family. A low ceiling makes "
+            "over voxels) and every RDM benchmark another (mean over voxels), whatever the split or family. A CKA "
+            "ceiling is the mean inter-subject CKA over subject pairs; its dots are each subject's mean over its pairs. A low ceiling makes "
             "the ceiled score noisier.</figcaption></figure>",
         ]
     if "raw_vs_ceiled" in figures:
