@@ -46,7 +46,8 @@ def voxel_r(lake: Any, model: str, layer: str, benchmark: BenchmarkSpec | str) -
     return score(lake, model, layer, spec).attrs["voxel_r"]
 
 
-def _subject_values(voxels: xr.DataArray, subject: str) -> pd.DataFrame:
+def subject_table(voxels: xr.DataArray, subject: str) -> pd.DataFrame:
+    """One subject's scored voxels of a (subject, neuroid) per-voxel DataArray: neuroid_id, x, y, z, r."""
     row = voxels.sel(subject=subject)
     n = int(row["n_voxels"])
     return pd.DataFrame({name: np.asarray(row[name].values)[:n] for name in ("neuroid_id", "x", "y", "z")} | {"r": row.values[:n]})
@@ -57,7 +58,23 @@ def _file_stem(subject: str, model: str, layer: str, spec: BenchmarkSpec, minus:
     return "_".join(escape_key_component(p) for p in parts)
 
 
-def _draw(image: Any, background: Any, path: Path, title: str, diff: bool) -> Path:
+def subject_images(lake: Any, subject: str, table: pd.DataFrame, png: bool = True) -> tuple[Any, Any, Grid]:
+    """(NIfTI image of ``table["r"]`` at its voxels, background image of every voxel of the subject or None, grid)."""
+    import nibabel
+
+    assembly = lake.subject(subject)
+    x, y, z = assembly["x"].values, assembly["y"].values, assembly["z"].values
+    grid: Grid = subject_grid(assembly.attrs, x, y, z, where=f"subject {subject} of {lake.url}")
+    image = nibabel.Nifti1Image(place_on_grid(table["r"].to_numpy(), table["x"], table["y"], table["z"], grid.shape), grid.affine)
+    background = None
+    if png:
+        everywhere = np.nan_to_num(place_on_grid(np.ones(len(x)), x, y, z, grid.shape), nan=0.0)
+        background = nibabel.Nifti1Image(everywhere, grid.affine)
+    return image, background, grid
+
+
+def draw_map(image: Any, background: Any, path: Path, title: str, diff: bool = False) -> Path:
+    """A PNG of a map: nilearn ``plot_stat_map``, orthogonal slices through the peak voxel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,16 +142,12 @@ def write_maps(
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for subject in voxels["subject"].values.tolist():
-        table = _subject_values(voxels, subject)
+        table = subject_table(voxels, subject)
         if others is not None:
-            other = _subject_values(others, subject)
+            other = subject_table(others, subject)
             position = pd.Index(other["neuroid_id"]).get_indexer(table["neuroid_id"])
             table["r"] = table["r"].to_numpy() - other["r"].to_numpy()[position]
-        assembly = lake.subject(subject)
-        grid: Grid = subject_grid(assembly.attrs, assembly["x"].values, assembly["y"].values, assembly["z"].values,
-                                  where=f"subject {subject} of {lake.url}")
-        volume = place_on_grid(table["r"].to_numpy(), table["x"], table["y"], table["z"], grid.shape)
-        image = nibabel.Nifti1Image(volume, grid.affine)
+        image, background, grid = subject_images(lake, subject, table, png)
         what = f"r({model}/{layer})" + (f" - r({minus[0]}/{minus[1]})" if minus else "")
         image.header["descrip"] = f"{what} {spec.key}"[:79].encode()
         stem = _file_stem(subject, model, layer, spec, minus)
@@ -142,14 +155,11 @@ def write_maps(
         nibabel.save(image, str(nifti))
         picture = None
         if png:
-            everywhere = place_on_grid(np.ones(assembly.sizes["neuroid"]), assembly["x"].values, assembly["y"].values,
-                                       assembly["z"].values, grid.shape)
-            background = nibabel.Nifti1Image(np.nan_to_num(everywhere, nan=0.0), grid.affine)
-            picture = _draw(image, background, folder / f"{stem}.png", f"{subject} {what}  {spec.key}", diff=minus is not None)
+            picture = draw_map(image, background, folder / f"{stem}.png", f"{subject} {what}  {spec.key}", diff=minus is not None)
         r = table["r"].to_numpy()
         written.append(SubjectMap(subject, nifti, picture, grid.shape, grid.affine, grid.source, len(r),
                                   float(np.nanmedian(r)), float(np.nanmax(r))))
     return written
 
 
-__all__ = ["SubjectMap", "voxel_r", "write_maps"]
+__all__ = ["SubjectMap", "draw_map", "subject_images", "subject_table", "voxel_r", "write_maps"]

@@ -52,6 +52,7 @@ def write_report(
     title: str = DEFAULT_TITLE,
     lake_url: str | None = None,
     extra_meta: Mapping[str, str] | None = None,
+    lake: Any = None,
 ) -> Path:
     """Write ``index.html``, its PNG figures and ``scores.csv`` to ``out_dir``; return the page's path.
 
@@ -67,6 +68,9 @@ def write_report(
         Shown on the page so a reader knows which data were scored.
     extra_meta : dict of str -> str, optional
         More lines for the page's header table (e.g. a git commit, the scores' source).
+    lake : Lake, optional
+        With scores that carry per-voxel r, draws the best feature set's brain map per region
+        (needs the ``maps`` extra); the subjects' grids are read from it.
 
     Returns
     -------
@@ -80,7 +84,7 @@ def write_report(
     from laion_lake.report.collect import feature_set_order
     from laion_lake.report.page import render_page
     from laion_lake.report.plots import ceilings_chart, family_bar_chart, model_colours, raw_vs_ceiled_chart
-    from laion_lake.report.profiles import best_layer_rows, layer_profile_chart, models_with_layers, voxel_vs_ceiling_chart
+    from laion_lake.report.profiles import best_layer_rows, best_model_maps, layer_profile_chart, models_with_layers, voxel_vs_ceiling_chart
 
     rows = collect_scores(scores)
     out = Path(out_dir)
@@ -99,6 +103,8 @@ def write_report(
     voxels = voxel_vs_ceiling_chart(rows, out / "voxel_r_vs_ceiling.png", colours)
     if voxels is not None:
         figures["voxel_r_vs_ceiling"] = voxels.name
+    if lake is not None:
+        figures["brain_maps"] = best_model_maps(rows, lake, out)
     write_scores_csv(rows, out / "scores.csv")
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = out / "index.html"

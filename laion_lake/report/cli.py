@@ -57,7 +57,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     lake = open_lake(args.lake, args.storage_options)
     scores, source = gather_scores(args, lake)
-    page = write_report(scores, args.out, title=args.title, lake_url=lake.url, extra_meta={"scores from": source})
+    page = write_report(scores, args.out, title=args.title, lake_url=lake.url, extra_meta={"scores from": source}, lake=lake)
     print(f"wrote {page} ({len(scores)} scores); open it in a browser")
     return EXIT_OK
 

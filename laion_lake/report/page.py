@@ -412,6 +412,10 @@ def render_page(
             "is one voxel of one subject: its test-set r (y) against its noise ceiling on the r scale, &radic;(NC<sub>12rep</sub>/100) "
             "(x). Points near the dashed line are predicted about as well as their noise allows; the spread below it is what a "
             "better model could still gain. The median of the y values is the raw score.</figcaption></figure>")
+        for region, feature_set, file in figures.get("brain_maps", []):
+            parts.append(f'<figure><img src="{escape(file)}" alt="brain map of {escape(region)}"><figcaption><b>{escape(region)}</b>: '
+                         f"per-voxel r of the best feature set, <b>{escape(feature_set)}</b>, in the first subject's own grid "
+                         "(<code>laion-lake maps</code> writes every subject as NIfTI).</figcaption></figure>")
     else:
         parts.append('<p class="small">Per-voxel r is kept only when the report scores in this process (it is not in the score '
                      "records): run <code>laion-lake report LAKE --out DIR --recompute</code> to draw it.</p>")

@@ -129,4 +129,27 @@ def voxel_vs_ceiling_chart(rows: Sequence[ReportScore], path: Path, colours: dic
     return _save(figure, path)
 
 
-__all__ = ["best_layer_rows", "best_layers", "layer_order", "layer_profile_chart", "models_with_layers", "voxel_vs_ceiling_chart"]
+def best_model_maps(rows: Sequence[ReportScore], lake: object, out: Path) -> list[tuple[str, str, str]]:
+    """(region, feature set, PNG file) of the best feature set's per-voxel r map per region, first subject.
+
+    Empty when nilearn or nibabel is missing (the ``maps`` extra) or no row carries per-voxel r.
+    """
+    try:
+        import nibabel  # noqa: F401
+        import nilearn  # noqa: F401
+    except ImportError:
+        return []
+    from laion_lake.maps.write import draw_map, subject_images, subject_table
+
+    figures = []
+    for key, column in voxel_panels(rows):
+        best = next(r for fs in feature_set_order(column) for r in column if r.feature_set == fs)
+        subject = str(best.voxel_r["subject"].values[0])
+        image, background, _ = subject_images(lake, subject, subject_table(best.voxel_r, subject))
+        name = f"map_{re.sub(r'[^A-Za-z0-9_.-]+', '_', best.region)}.png"
+        draw_map(image, background, out / name, f"{subject} r  {best.feature_set}  {key.split('.', 1)[-1]}")
+        figures.append((best.region, best.feature_set, name))
+    return figures
+
+
+__all__ = ["best_layer_rows", "best_model_maps", "best_layers", "layer_order", "layer_profile_chart", "models_with_layers", "voxel_vs_ceiling_chart"]

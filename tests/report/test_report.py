@@ -32,7 +32,7 @@ def scores(lake):
 @pytest.fixture(scope="module")
 def report(scores, lake, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    page = write_report(scores, out, title="Tiny leaderboard", lake_url=lake.url)
+    page = write_report(scores, out, title="Tiny leaderboard", lake_url=lake.url, lake=lake)
     return out, page, page.read_text(encoding="utf-8")
 
 
@@ -66,7 +66,10 @@ def test_page_explains_convention_version_and_date(report):
 def test_figures_exist_are_valid_pngs_and_are_linked(report):
     out, _, html = report
     pngs = sorted(out.glob("*.png"))
-    assert {p.name for p in pngs} == {"scores_LAION_fMRI.png", "ceilings.png", "raw_vs_ceiled.png", "voxel_r_vs_ceiling.png"}
+    # brain maps of the best feature set per region (the regression columns' regions), in the subject's grid
+    assert {p.name for p in pngs} == {"scores_LAION_fMRI.png", "ceilings.png", "raw_vs_ceiled.png", "voxel_r_vs_ceiling.png",
+                                      "map_V1.png", "map_IT.png"}
+    assert "per-voxel r of the best feature set, <b>ground_truth/latent</b>" in html
     for path in pngs:
         width, height = png_size(path)
         assert 500 <= width <= 3000 and 250 <= height <= 3000, (path.name, width, height)
