@@ -2,14 +2,15 @@
 
 >>> from laion_lake import compare
 >>> [c.verdict for c in compare(lake, "ground_truth/latent", "random_model/fc", ["LAION_fMRI.IT-tau-ridgecv"])]
-['ground_truth/latent scores higher than random_model/fc on LAION_fMRI.IT-tau-ridgecv (p = 0.002)']
+['ground_truth/latent scores higher than random_model/fc on LAION_fMRI.IT-tau-ridgecv (p = 0.000999)']
 
 Both models are fitted here, in this process, with the scoring code's own steps (centred kernel,
 one eigendecomposition, ridgecv by leave-one-out) so that per-stimulus predictions exist; the
 observed scores are the benchmark's scores. Each bootstrap draw resamples the subjects with
 replacement and, within each drawn subject (and fold), the test stimuli with replacement; A and B
 are scored on exactly the same draw, so what the two models share (which subjects, which images
-are easy) cancels in the difference. Regression and CKA benchmarks are supported (a CKA draw
+are easy) cancels in the difference; the draws are centred on the observed difference before the
+interval and p are read off them (:func:`interval_and_p`). Regression and CKA benchmarks are supported (a CKA draw
 resamples the shared images, rows and columns of the Gram matrices alike); the ceiling of a draw
 is the benchmark's ceiling, held fixed.
 """
@@ -51,7 +52,7 @@ class Comparison:
     low, high : float
         The 95% percentile interval of the bootstrap differences.
     p_value : float
-        Two-sided bootstrap p of "no difference": ``min(1, 2 min((1 + #{d <= 0}), (1 + #{d >= 0})) / (n + 1))``.
+        Two-sided bootstrap p of "no difference" (see :func:`interval_and_p`); at least 1 / (n_bootstrap + 1).
     n_bootstrap, seed : int
     verdict : str
         One line saying which model is better, or that the data cannot tell.
@@ -216,6 +217,22 @@ def paired_bootstrap(spec: BenchmarkSpec, parts: list[list[Any]], n_bootstrap: i
     return (score_a, score_b), differences
 
 
+def interval_and_p(observed: float, differences: np.ndarray) -> tuple[float, float, float]:
+    """(low, high, two-sided p) of an observed difference from its paired bootstrap draws.
+
+    Resampling test images with replacement shifts some scores as a whole (a median of r over
+    duplicated images, a CKA over a resampled Gram matrix), so the draws are first centred on the
+    observed difference: the interval is ``observed + the 2.5 and 97.5 percentiles of (d - mean d)``,
+    and p tests "no difference" by where the observed value falls among the centred draws,
+    ``(1 + #{|d - mean d| >= |observed|}) / (n + 1)``.
+    """
+    centred = differences - differences.mean()
+    tail = (1.0 - CONFIDENCE) / 2
+    low, high = (float(observed + v) for v in np.quantile(centred, [tail, 1.0 - tail]))
+    extreme = int((np.abs(centred) >= abs(observed)).sum())
+    return low, high, min(1.0, (1 + extreme) / (len(differences) + 1))
+
+
 def _verdict(a: str, b: str, key: str, difference: float, low: float, high: float, p: float) -> str:
     if low > 0:
         return f"{a} scores higher than {b} on {key} (p = {p:.3g})"
@@ -242,7 +259,7 @@ def compare(
     benchmarks : iterable of BenchmarkSpec or identifier (either family spelling)
         Regression (ridgecv, ridge) or CKA benchmarks.
     n_bootstrap : int
-        Draws (>= 2); the smallest p it can report is 2 / (n_bootstrap + 1).
+        Draws (>= 2); the smallest p it can report is 1 / (n_bootstrap + 1).
     seed : int
         Seed of the draws: the same inputs and seed give bit-identical results.
 
@@ -270,11 +287,8 @@ def compare(
             raise ValueError(f"{spec.key}: compare supports regression and CKA benchmarks, not {spec.metric}")
         parts = _cka_parts(lake, spec, fa, fb) if spec.kind == "cka" else _regression_parts(lake, spec, fa, fb, decompositions)
         (score_a, score_b), differences = paired_bootstrap(spec, parts, n_bootstrap, seed)
-        tail = (1.0 - CONFIDENCE) / 2
-        low, high = (float(v) for v in np.quantile(differences, [tail, 1.0 - tail]))
-        below, above = int((differences <= 0).sum()), int((differences >= 0).sum())
-        p = min(1.0, 2.0 * (1 + min(below, above)) / (n_bootstrap + 1))
         difference = score_a - score_b
+        low, high, p = interval_and_p(difference, differences)
         out.append(Comparison(spec.key, name_a, name_b, score_a, score_b, difference, low, high, p, n_bootstrap, seed,
                               _verdict(name_a, name_b, spec.key, difference, low, high, p)))
     return out

@@ -11,7 +11,7 @@ from laion_lake import compare, score
 from laion_lake.cli import main
 from laion_lake.synthetic import make_lake
 
-N = 200  # draws: the smallest p is 2 / 201
+N = 200  # draws: the smallest p is 1 / 201
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,8 @@ def test_ground_truth_against_random_is_decisive(tiny_lake):
         assert c.score_a == pytest.approx(float(score(tiny_lake, "ground_truth", "latent", c.benchmark)), rel=1e-9)
         assert c.score_b == pytest.approx(float(score(tiny_lake, "random_model", "fc", c.benchmark)), rel=1e-9, abs=1e-12)
         assert c.difference == pytest.approx(c.score_a - c.score_b)
-        assert 0 < c.low <= c.high and c.low < c.difference * 1.5
-        assert c.p_value == pytest.approx(2 / (N + 1))
+        assert 0 < c.low < c.difference < c.high
+        assert c.p_value == pytest.approx(1 / (N + 1))
         assert c.verdict.startswith("ground_truth/latent scores higher than random_model/fc")
 
 
@@ -58,8 +58,18 @@ def test_cli_prints_the_table_and_bad_input_exits_2(tiny_lake, capsys):
                  "LAION_fMRI.IT-tau-ridgecv@subjects=sub-01+sub-06", "--n-bootstrap", "50", "--format", "json"])
     assert code == 0
     (row,) = json.loads(capsys.readouterr().out)
-    assert row["benchmark"] == "LAION_fMRI.IT-tau-ridgecv@subjects=sub-01+sub-06" and row["low"] > 0 and np.isclose(row["p_value"], 2 / 51)
+    assert row["benchmark"] == "LAION_fMRI.IT-tau-ridgecv@subjects=sub-01+sub-06" and row["low"] > 0 and np.isclose(row["p_value"], 1 / 51)
     assert main(["compare", tiny_lake.url, "--a", "alexnet/fc7", "--b", "random_model/fc", "--benchmark", "LAION_fMRI.IT-tau-ridgecv"]) == 2
     assert "unknown feature set 'alexnet/fc7'" in capsys.readouterr().err
     assert main(["compare", tiny_lake.url, "--a", "ground_truth/latent", "--b", "random_model/fc", "--benchmark", "LAION_fMRI.IT-rdm-pearson"]) == 2
     assert "regression and CKA" in capsys.readouterr().err
+
+
+def test_interval_and_p_from_the_centred_draws():
+    from laion_lake.scoring.compare import interval_and_p
+
+    rng = np.random.default_rng(0)
+    draws = 0.3 + rng.normal(0, 0.1, 4000)  # biased draws around an observed 0.05: centring removes the shift
+    low, high, p = interval_and_p(0.05, draws)
+    assert low == pytest.approx(0.05 - 1.96 * 0.1, abs=0.01) and high == pytest.approx(0.05 + 1.96 * 0.1, abs=0.01)
+    assert p == pytest.approx(2 * (1 - 0.6915), abs=0.03)  # P(|N(0, 0.1)| >= 0.05)
