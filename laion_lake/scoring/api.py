@@ -22,6 +22,7 @@ from laion_lake.scoring.aggregate import aggregate_score, score_table
 from laion_lake.scoring.plan import FeatureSet, UnitWork, WorkUnit, group_by_aggregate, plan_work, specs_by_key
 from laion_lake.scoring.runner import LOCAL_DASK, default_workers, fixed_blas_threads
 from laion_lake.scoring.units import CellResult, run_unit
+from laion_lake.scoring.voxel_scores import voxel_scores
 
 
 def _as_lake(lake: Any, storage_options: dict | None = None) -> Any:
@@ -40,6 +41,7 @@ def score_many(
     benchmarks: Iterable[BenchmarkSpec | str],
     progress: bool = False,
     workers: int | None = None,
+    voxels: bool = False,
 ) -> dict[tuple[str, str, str], xr.DataArray]:
     """Score many feature sets on many benchmarks, sharing each kernel across everything that uses it.
 
@@ -54,6 +56,10 @@ def score_many(
     workers : int, optional
         Units run at once (threads of this process); default one per available core. The scores
         do not depend on it.
+    voxels : bool
+        Attach each regression score's per-voxel r as ``attrs["voxel_r"]`` (a DataArray (subject,
+        neuroid) with the voxel coordinates; see :mod:`laion_lake.scoring.voxel_scores`). In memory
+        only: a stored record never holds it.
 
     Returns
     -------
@@ -91,6 +97,7 @@ def score_many(
         bar.close()
     results: dict[WorkUnit, list[CellResult]] = {work.unit: outcome for work, outcome in zip(plan, outcomes)}
     scores = {}
+    voxel_coords: dict[str, Any] = {}  # each subject's neuroid coordinates, read once
     for aggregate, pairs in group_by_aggregate(plan).items():
         cell_results = [
             result
@@ -100,14 +107,23 @@ def score_many(
             == (cell.benchmark_key, cell.region, cell.metric, cell.test_restriction, cell.fold)
         ]
         spec = by_key[aggregate.benchmark_key]
-        scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)] = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results)
+        scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)] = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results, lake=lake)
+        # per-voxel r (subject, neuroid) with the voxels' coordinates, in memory only (never in a JSON record)
+        per_voxel = voxel_scores(lake, cell_results, voxel_coords) if voxels else None
+        if per_voxel is not None:
+            scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)].attrs["voxel_r"] = per_voxel
     return scores
 
 
-def score(lake: Any, model: str, layer: str, benchmark: BenchmarkSpec | str, workers: int | None = None) -> xr.DataArray:
-    """Score one model layer on one benchmark; see :func:`aggregate_score` for what a Score holds."""
+def score(
+    lake: Any, model: str, layer: str, benchmark: BenchmarkSpec | str, workers: int | None = None, voxels: bool = True
+) -> xr.DataArray:
+    """Score one model layer on one benchmark; see :func:`aggregate_score` for what a Score holds.
+
+    A regression score carries its per-voxel r as ``attrs["voxel_r"]`` unless ``voxels=False``.
+    """
     spec = _as_spec(benchmark)
-    return score_many(lake, [(model, layer)], [spec], workers=workers)[(model, layer, spec.key)]
+    return score_many(lake, [(model, layer)], [spec], workers=workers, voxels=voxels)[(model, layer, spec.key)]
 
 
 __all__ = ["CellResult", "aggregate_score", "plan_work", "run_unit", "score", "score_many", "score_table"]

@@ -27,6 +27,8 @@ _KEY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 KEY_SEPARATOR = "/"
 # split component of an rdm unit's key: not a stored split name, so it cannot collide with one
 RDM_SPLIT_COMPONENT = "rdm"
+# split_name of a CKA unit (one per subject, no fit; see laion_lake.scoring.cka_unit): not a stored split name either
+CKA_SPLIT_NAME = "cka"
 
 
 def escape_key_component(name: str) -> str:
@@ -84,7 +86,9 @@ class WorkUnit:
 
     @property
     def kind(self) -> str:
-        """``"regression"`` (a fit on a train set) or ``"rdm"`` (no fit)."""
+        """``"regression"`` (a fit on a train set), ``"rdm"`` or ``"cka"`` (no fit)."""
+        if self.split_name == CKA_SPLIT_NAME:
+            return "cka"
         return "rdm" if self.split_name is None else "regression"
 
     @property
@@ -182,6 +186,8 @@ def cells_of(spec: BenchmarkSpec, subject: str) -> list[tuple[str, str | None, C
     pool = spec.pool_for(subject)
     if spec.kind == "rdm":
         return [(SHARED_POOL, None, Cell(spec.key, spec.region, spec.metric, None, 0))]
+    if spec.kind == "cka":
+        return [(SHARED_POOL, CKA_SPLIT_NAME, Cell(spec.key, spec.region, spec.metric, None, 0))]
     return [
         (pool, split_name, Cell(spec.key, spec.region, spec.metric, spec.test_ood_category, fold))
         for fold, split_name in enumerate(spec.folds)

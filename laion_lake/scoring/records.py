@@ -150,7 +150,7 @@ def score_to_record(score: xr.DataArray) -> dict[str, Any]:
         "convention": attrs["convention"],
         "value": float(score.values),
         "created": _now(),
-        **{k: v for k, v in attrs.items() if k not in ("model", "layer", "benchmark", "benchmark_version", "convention")},
+        **{k: v for k, v in attrs.items() if k not in ("model", "layer", "benchmark", "benchmark_version", "convention", "voxel_r")},
     }
     return _json_ready(record)
 
@@ -166,7 +166,7 @@ def record_to_score(record: Mapping[str, Any]) -> xr.DataArray:
 
 def write_aggregate_record(lake: Any, aggregate: Aggregate, spec: BenchmarkSpec, pairs: Sequence[tuple[WorkUnit, Cell]]) -> xr.DataArray:
     """Aggregate the stored unit records of one (feature set, benchmark) and store the Score."""
-    score = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results_for(lake, pairs))
+    score = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results_for(lake, pairs), lake=lake)
     record = {**score_to_record(score), "benchmark_spec": _json_ready(spec.to_dict())}
     check_record(record, "score_record", where=lake.storage.display(aggregate_record_path(aggregate)))
     lake.storage.write_json(aggregate_record_path(aggregate), record)

@@ -259,7 +259,7 @@ def run_regression_unit(lake: Any, work: UnitWork, specs: Mapping[str, Benchmark
             results.append(
                 CellResult(unit.key, cell.benchmark_key, unit.subject, cell.fold, region, cell.metric, cell.test_restriction,
                            spec.convention, raw, ceiling, ceiled, alpha, int(is_train.sum()), int(rows.sum()), int(block.n_neuroids),
-                           voxel_r=r, neuroid=np.asarray(block.coords["neuroid"]).astype(str))
+                           voxel_r=r, neuroid=np.asarray(block.coords.get("neuroid_id", block.coords["neuroid"])).astype(str))
             )
     return results
 
@@ -306,6 +306,10 @@ def run_rdm_unit(lake: Any, work: UnitWork, specs: Mapping[str, BenchmarkSpec]) 
 
 def run_unit(lake: Any, work: UnitWork, specs: Mapping[str, BenchmarkSpec]) -> list[CellResult]:
     """Every cell result of one work unit."""
+    if work.unit.kind == "cka":
+        from laion_lake.scoring.cka_unit import run_cka_unit
+
+        return run_cka_unit(lake, work, specs)
     if work.unit.kind == "rdm":
         return run_rdm_unit(lake, work, specs)
     return run_regression_unit(lake, work, specs)
