@@ -259,10 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     from laion_lake.features.cli import add_commands as add_feature_commands
     from laion_lake.ingest.cli import add_commands as add_ingest_commands
     from laion_lake.report.cli import add_commands as add_report_commands
+    from laion_lake.models.cli import add_commands as add_model_commands
 
     add_feature_commands(commands)
     add_ingest_commands(commands)
     add_report_commands(commands)
+    add_model_commands(commands)
 
     demo = commands.add_parser("demo", help="the main job on the embedded default: build a small lake, score it, print a leaderboard")
     demo.add_argument("--lake", default="./lake", help="where to build the demo lake (default ./lake)")
