@@ -89,7 +89,7 @@ def cmd_features_extract(args: argparse.Namespace) -> int:
     run = extract_model_features(
         open_lake(args.lake, args.storage_options), args.model, args.layers.split(","), args.images, weights=args.weights,
         metadata=args.metadata, benchmarks=args.benchmark, name=args.name, batch_size=args.batch_size, device=args.device,
-        seed=args.seed, threads=args.threads, overwrite=args.overwrite, progress=not args.no_progress,
+        seed=args.seed, threads=args.threads, loaders=args.loaders, overwrite=args.overwrite, progress=not args.no_progress,
     )
     print(describe_extraction(run))
     return EXIT_OK
@@ -152,7 +152,7 @@ def add_commands(subparsers: Any) -> None:
 
 def add_extract_options(parser: argparse.ArgumentParser, layers_help: str = "") -> None:
     """The model, weights, images and run options shared by ``features extract`` and ``sweep``."""
-    from laion_lake.models.extract import DEFAULT_BATCH_SIZE, DEFAULT_THREADS
+    from laion_lake.models.extract import DEFAULT_BATCH_SIZE, DEFAULT_LOADERS, DEFAULT_THREADS
 
     parser.add_argument("--model", required=True, help="torchvision:NAME or timm:NAME (e.g. torchvision:alexnet)")
     parser.add_argument("--weights", default="none", help="none (random, seeded; the default), default (the library's pretrained) or a state-dict PATH")
@@ -165,6 +165,7 @@ def add_extract_options(parser: argparse.ArgumentParser, layers_help: str = "") 
     parser.add_argument("--device", help="cpu or cuda (default: a GPU when torch sees one)")
     parser.add_argument("--seed", type=int, default=0, help="seed of random weights (--weights none)")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help=f"torch threads, fixed for bit-identical output (default {DEFAULT_THREADS})")
+    parser.add_argument("--loaders", type=int, default=DEFAULT_LOADERS, help=f"threads preparing the next batch of images (default {DEFAULT_LOADERS})")
     parser.add_argument("--overwrite", action="store_true", help="replace feature sets of the same name whatever their provenance")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

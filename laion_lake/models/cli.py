@@ -25,7 +25,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     result = sweep_layers(
         lake, args.model, args.layers.split(","), args.images, benchmarks=args.benchmark, score=args.in_process,
         progress=not args.no_progress, weights=args.weights, metadata=args.metadata, name=args.name, batch_size=args.batch_size,
-        device=args.device, seed=args.seed, threads=args.threads, overwrite=args.overwrite,
+        device=args.device, seed=args.seed, threads=args.threads, loaders=args.loaders, overwrite=args.overwrite,
     )
     print(describe_extraction(result.extraction))
     if not args.in_process:

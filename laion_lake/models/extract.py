@@ -36,6 +36,8 @@ from laion_lake.models.zoo import NO_WEIGHTS, LoadedModel, load_model
 # torch intra-op threads during extraction: a fixed count, so the same inputs give the same bits
 DEFAULT_THREADS = 2
 DEFAULT_BATCH_SIZE = 32
+# threads decoding and transforming images ahead of the model (order kept: output does not depend on it)
+DEFAULT_LOADERS = 2
 # provenance fields that say what the activations are (not when, where or how fast they were made)
 IDENTITY_FIELDS = ("model", "weights_sha256", "versions", "preprocessing", "layer", "stimuli_sha256", "dtype", "flatten")
 
@@ -150,10 +152,30 @@ def _batches(ids: np.ndarray, size: int) -> Iterator[np.ndarray]:
         yield ids[start : start + size]
 
 
-def _prepare(loaded: LoadedModel, source: ImageSource, ids: Sequence[str], device: str) -> Any:
+def _prepared_batches(loaded: LoadedModel, source: ImageSource, ids: np.ndarray, batch_size: int, device: str,
+                      loaders: int) -> Iterator[tuple[np.ndarray, Any]]:
+    """(batch ids, preprocessed tensor) in order; ``loaders`` threads decode and transform the next batch
+    while the model runs on this one (at most two batches prepared ahead: bounded memory)."""
+    import collections
+    from concurrent.futures import ThreadPoolExecutor
+
     import torch
 
-    return torch.stack([loaded.transform(source.load(str(i))) for i in ids]).to(device)
+    def prepare(stimulus_id: str) -> Any:
+        return loaded.transform(source.load(str(stimulus_id)))
+
+    with ThreadPoolExecutor(max_workers=max(1, loaders), thread_name_prefix="laion-lake-images") as pool:
+        pending: collections.deque = collections.deque()
+        batches = _batches(ids, batch_size)
+        for batch_ids in batches:
+            pending.append((batch_ids, [pool.submit(prepare, i) for i in batch_ids]))
+            if len(pending) < 2:
+                continue
+            done_ids, futures = pending.popleft()
+            yield done_ids, torch.stack([f.result() for f in futures]).to(device)
+        while pending:
+            done_ids, futures = pending.popleft()
+            yield done_ids, torch.stack([f.result() for f in futures]).to(device)
 
 
 def _decide(lake: Any, name: str, layer: str, provenance: dict[str, Any], overwrite: bool) -> str:
@@ -186,6 +208,7 @@ def extract_model_features(
     device: str | None = None,
     seed: int = 0,
     threads: int = DEFAULT_THREADS,
+    loaders: int = DEFAULT_LOADERS,
     overwrite: bool = False,
     progress: bool = True,
     buffer_bytes: int = DEFAULT_BUFFER_BYTES,
@@ -213,6 +236,8 @@ def extract_model_features(
     batch_size, device, seed, threads :
         Images per forward pass; ``cpu``/``cuda`` (default: a GPU when present); the seed of
         random weights; torch's thread count (fixed, for bit-identical output).
+    loaders : int
+        Threads decoding and preprocessing the next batch while the model runs.
     overwrite : bool
         Replace a feature set of the same name whatever its provenance.
     buffer_bytes : int
@@ -257,9 +282,9 @@ def extract_model_features(
         if todo:
             module = loaded.module.to(device)
             with deterministic_torch(threads), torch.inference_mode(), LayerRecorder(module, todo) as recorder:
-                batches = _batches(ids, batch_size)
-                first_ids = next(batches)
-                first = recorder.run(_prepare(loaded, source, first_ids, device))
+                batches = _prepared_batches(loaded, source, ids, batch_size, device, loaders)
+                first_ids, first_batch = next(batches)
+                first = recorder.run(first_batch)
                 run_info = {"device": device, "threads": threads, "batch_size": batch_size,
                             "extracted": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
                 writers = [FeatureStreamWriter(name, layer, ids, first[layer].shape[1], {**provenances[layer], **run_info}, buffer_bytes)
@@ -271,8 +296,8 @@ def extract_model_features(
                         for writer in writers:
                             writer.append(outputs[writer.layer].cpu().numpy())
                         bar.update(len(first_ids))
-                        for batch_ids in batches:
-                            outputs = recorder.run(_prepare(loaded, source, batch_ids, device))
+                        for batch_ids, batch in batches:
+                            outputs = recorder.run(batch)
                             for writer in writers:
                                 writer.append(outputs[writer.layer].cpu().numpy())
                             bar.update(len(batch_ids))
