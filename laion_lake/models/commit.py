@@ -106,40 +106,61 @@ def region_benchmarks(benchmarks: Iterable[str] | None = None) -> dict[str, list
     return dict(grouped)
 
 
-def _commitment_scores(lake: Any, model: str, layer: str, specs_by_region: Mapping[str, list[Any]], seed: int, fraction: float) -> dict[str, float]:
-    """Mean ceiled commitment-split score per region of one layer (one kernel per pool, split and fit set)."""
+def _commitment_scores(lake: Any, model: str, layers: list[str], specs_by_region: Mapping[str, list[Any]], seed: int,
+                       fraction: float) -> dict[str, dict[str, float]]:
+    """Mean ceiled commitment-split score per region and layer.
+
+    Work is grouped by (pool, split): its commitment split is cut once, every layer's kernel on it is
+    eigendecomposed once, and each (subject, region)'s responses are read once and fitted by every
+    layer; only one (pool, split)'s decompositions are held at a time.
+    """
     from laion_lake.compute.correlation import pearson_r_per_column
     from laion_lake.compute.kernel import compute_centered_linear_kernels
     from laion_lake.compute.ridge import eigendecompose_centered_kernel
     from laion_lake.scoring.units import FEATURE_CHUNK_SIZE, regression_ceiled
 
-    decompositions: dict[tuple[str, str], tuple[Any, np.ndarray, np.ndarray]] = {}
-    values: dict[str, list[float]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[tuple[str, Any, str]]] = defaultdict(list)
     for region, specs in specs_by_region.items():
         for spec in specs:
-            split = spec.folds[0]
             for subject in spec.subjects:
-                if subject not in lake.subjects:
-                    continue
-                pool = spec.pool_for(subject)
-                if (pool, split) not in decompositions:
-                    train_ids, _ = lake.split(pool, split)  # the test ids are not used
-                    fit, validate = commitment_split(train_ids, pool, split, seed, fraction)
-                    X_fit = np.asarray(lake.features(model, layer, fit).values)
-                    X_val = np.asarray(lake.features(model, layer, validate).values)
-                    K_fit, K_val = compute_centered_linear_kernels(X_fit, X_val, feature_chunk_size=FEATURE_CHUNK_SIZE)
-                    decompositions[(pool, split)] = (eigendecompose_centered_kernel(K_fit, K_val, overwrite_kernel=True), fit, validate)
-                decomposition, fit, validate = decompositions[(pool, split)]
-                ids = np.concatenate([fit, validate])
-                responses = lake.responses(subject, region, np.sort(ids), nc_threshold=spec.nc_threshold, nc_coord=spec.nc_coord)
-                Y = responses.sel(stimulus_id=ids)
-                Y_fit, Y_val = np.asarray(Y.values[: len(fit)], np.float64), np.asarray(Y.values[len(fit):], np.float64)
+                if subject in lake.subjects:
+                    groups[(spec.pool_for(subject), spec.folds[0])].append((region, spec, subject))
+    values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    # each (subject, region)'s repeat-averaged responses over all its stimuli, read once and kept (float32:
+    # about 150 MB per subject at the real dataset's size), then indexed by every split that needs them
+    responses_of: dict[tuple[str, str, Any, str], Any] = {}
+    for (pool, split), cells in sorted(groups.items()):
+        train_ids, _ = lake.split(pool, split)  # the test ids are never used
+        fit, validate = commitment_split(train_ids, pool, split, seed, fraction)
+        decompositions = {}
+        for layer in layers:
+            X_fit = np.asarray(lake.features(model, layer, fit).values)
+            X_val = np.asarray(lake.features(model, layer, validate).values)
+            K_fit, K_val = compute_centered_linear_kernels(X_fit, X_val, feature_chunk_size=FEATURE_CHUNK_SIZE)
+            decompositions[layer] = eigendecompose_centered_kernel(K_fit, K_val, overwrite_kernel=True)
+        ids = np.concatenate([fit, validate])
+        for region, spec, subject in cells:
+            key = (subject, region, spec.nc_threshold, spec.nc_coord)
+            if key not in responses_of:
+                responses_of[key] = lake.responses(subject, region, nc_threshold=spec.nc_threshold, nc_coord=spec.nc_coord).load()
+            Y = responses_of[key].sel(stimulus_id=ids)
+            Y_all = np.asarray(Y.values, np.float64)
+            Y_fit, Y_val = Y_all[: len(fit)], Y_all[len(fit):]
+            repeats, nc, ncsnr = Y["n_repeats"].values[len(fit):], Y[spec.nc_coord].values, Y["ncsnr"].values
+            for layer, decomposition in decompositions.items():
                 outcome = decomposition.ridgecv(Y_fit, alphas=np.asarray(spec.alphas))
                 r = pearson_r_per_column(outcome.predictions, Y_val)
-                repeats = Y["n_repeats"].values[len(fit):]
-                _, _, ceiled = regression_ceiled(spec, r, Y[spec.nc_coord].values, Y["ncsnr"].values, repeats)
-                values[region].append(float(ceiled))
-    return {region: float(np.mean(v)) for region, v in values.items() if v}
+                values[region][layer].append(float(regression_ceiled(spec, r, nc, ncsnr, repeats)[2]))
+    return {region: {layer: float(np.mean(by_layer[layer])) for layer in layers if by_layer.get(layer)} for region, by_layer in values.items()}
+
+
+def _model_order(lake: Any, model: str, layers: list[str]) -> list[str]:
+    """Layers in the model's own order when the extraction recorded it (``layer_index``), else as given."""
+    entries = lake.manifest.get("features", {})
+    index = {layer: (entries[f"{model}/{layer}"].get("provenance") or {}).get("layer_index") for layer in layers}
+    if all(isinstance(i, int) for i in index.values()):
+        return sorted(layers, key=lambda layer: index[layer])
+    return list(layers)
 
 
 def commit_layers(
@@ -159,8 +180,8 @@ def commit_layers(
     model : str
         The lake's model name (e.g. ``torchvision:resnet50@random-s0``).
     layers : iterable of str, optional
-        Candidates (default: every layer of ``model`` in the lake, in extraction order when the
-        provenance says it, else sorted).
+        Candidates (default: every layer of ``model`` in the lake, in the model's order when the
+        extraction recorded it, else sorted).
     benchmarks : iterable of str, optional
         Regression benchmarks whose train sets commit (default: the headline ones).
     seed, fraction :
@@ -175,14 +196,12 @@ def commit_layers(
     if not held:
         models = sorted({m for m, _ in lake.feature_sets})
         raise NoCommitmentError(f"the lake holds no feature sets of model {model!r} (it has {', '.join(models) or 'none'})")
-    candidates = list(layers) if layers else held
+    candidates = list(layers) if layers else _model_order(lake, model, held)
     absent = [layer for layer in candidates if layer not in held]
     if absent:
         raise ValueError(f"model {model!r} has no feature sets for layer(s) {absent} (it has {held})")
     specs = region_benchmarks(benchmarks)
-    per_layer = {layer: _commitment_scores(lake, model, layer, specs, seed, fraction) for layer in candidates}
-    scores = {region: {layer: per_layer[layer][region] for layer in candidates if region in per_layer[layer]} for region in specs}
-    scores = {region: s for region, s in scores.items() if s}
+    scores = {region: s for region, s in _commitment_scores(lake, model, candidates, specs, seed, fraction).items() if s}
     chosen = {region: max(s, key=lambda layer: (s[layer], -candidates.index(layer))) for region, s in scores.items()}
     entries = lake.manifest.get("features", {})
     identities = {layer: str((entries[f"{model}/{layer}"].get("provenance") or {}).get("identity_sha256", entries[f"{model}/{layer}"]["checksum"]))

@@ -275,6 +275,7 @@ def extract_model_features(
         ids, n_unneeded = select_stimuli(source, needed, needed_by)
         stimuli_sha256 = source.digest(ids)
         provenances = {layer: feature_provenance(loaded, layer, source, len(ids), stimuli_sha256) for layer in chosen}
+        order = {layer: i for i, layer in enumerate(list_layers(loaded.module))}
         decisions = {layer: _decide(lake, name, layer, provenances[layer], overwrite) for layer in chosen}
         results = {layer: ExtractedLayer(name, layer, "skipped", len(ids), int(lake.manifest["features"][f"{name}/{layer}"]["n_features"]),
                                          provenances[layer]) for layer in chosen if decisions[layer] == "skip"}
@@ -287,7 +288,8 @@ def extract_model_features(
                 first = recorder.run(first_batch)
                 run_info = {"device": device, "threads": threads, "batch_size": batch_size,
                             "extracted": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-                writers = [FeatureStreamWriter(name, layer, ids, first[layer].shape[1], {**provenances[layer], **run_info}, buffer_bytes)
+                writers = [FeatureStreamWriter(name, layer, ids, first[layer].shape[1],
+                                               {**provenances[layer], **run_info, "layer_index": order[layer]}, buffer_bytes)
                            for layer in todo]
 
                 def fill() -> None:
