@@ -52,7 +52,12 @@ def describe_feature_sets(lake: Any) -> str:
         lines.append(f"  {key}: {entry['n_stimuli']:,} stimuli x {entry['n_features']:,} features; "
                      f"covers {covered} of {len(coverage)} headline benchmarks")
         provenance = entry.get("provenance")
-        if provenance:
+        if provenance and "identity_sha256" in provenance:
+            weights = provenance["weights"]
+            lines.append(f"    extracted from {provenance['model']} (weights {weights['name']}, sha256 {weights['sha256'][:16]}...), "
+                         f"layer {provenance['layer']}, {provenance['stimuli']['n']:,} images from {provenance['stimuli']['source']}; "
+                         f"identity {provenance['identity_sha256'][:16]}..., {provenance.get('extracted')}")
+        elif provenance:
             lines.append(f"    from {provenance.get('source')} ({provenance.get('format')}, sha256 {str(provenance.get('sha256'))[:16]}...), "
                          f"added {provenance.get('added')}")
         else:
