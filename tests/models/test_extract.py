@@ -149,3 +149,25 @@ def test_list_layers_prints_names_modules_and_widths(capsys):
     assert main(["features", "extract", "unused", "--model", "torchvision:alexnet", "--list-layers"]) == 0
     out = capsys.readouterr().out
     assert "features.5" in out and "MaxPool2d" in out and "32,448" in out and "classifier.6" in out and "1,000" in out
+
+
+@pytest.mark.slow
+def test_sweep_then_commit_layers_give_a_leaderboard_row(tiny_lake, release_h5, capsys):
+    """The CLI path a user takes: sweep 3 layers from the release's .h5, commit, read the stored map back."""
+    from laion_lake.models.commit import read_layer_commitment
+
+    code = main(["sweep", tiny_lake.url, "--model", "torchvision:alexnet", "--weights", "none", "--layers", "features.2,features.5,classifier.?",
+                 "--images", str(release_h5), "--benchmark", SMALL_BENCHMARK, "--in-process", "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    for layer in ("features.2", "features.5", "classifier.1", "classifier.2", "classifier.4", "classifier.5", "classifier.6"):
+        assert f"{ALEXNET}/{layer}" in out
+    assert "9 scores" in out  # classifier.? matches classifier.0 to classifier.6
+    code = main(["commit-layers", tiny_lake.url, "--model", ALEXNET, "--layers", "features.2,features.5,classifier.5",
+                 "--benchmark", SMALL_BENCHMARK, "--leaderboard-benchmark", SMALL_BENCHMARK])
+    assert code == 0
+    out = capsys.readouterr().out
+    commitment = read_layer_commitment(open_lake(tiny_lake.url), ALEXNET)
+    committed = commitment.layers["V1"]
+    assert committed == max(commitment.scores["V1"], key=commitment.scores["V1"].get)
+    assert f"* {committed}" in out and f"layers: V1={committed}" in out and "LAION_fMRI.V1-tau-ridgecv" in out
