@@ -265,12 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     from laion_lake.maps.cli import add_commands as add_maps_commands
     from laion_lake.report.cli import add_commands as add_report_commands
     from laion_lake.scoring.compare_cli import add_commands as add_compare_commands
+    from laion_lake.models.cli import add_commands as add_model_commands
 
     add_feature_commands(commands)
     add_ingest_commands(commands)
     add_report_commands(commands)
     add_compare_commands(commands)
     add_maps_commands(commands)
+    add_model_commands(commands)
 
     demo = commands.add_parser("demo", help="the main job on the embedded default: build a small lake, score it, print a leaderboard")
     demo.add_argument("--lake", default="./lake", help="where to build the demo lake (default ./lake)")
