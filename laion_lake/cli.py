@@ -148,7 +148,10 @@ def cmd_scores(args: argparse.Namespace) -> int:
     from laion_lake.lake import open_lake
     from laion_lake.scoring.records import load_scores
 
-    scores = load_scores(open_lake(args.lake, args.storage_options), args.model, args.layer, args.benchmark)
+    from laion_lake.benchmarks import canonical_identifier
+
+    benchmark = canonical_identifier(args.benchmark) if args.benchmark else None  # Zerbe2026_fmri.* finds LAION_fMRI.* records
+    scores = load_scores(open_lake(args.lake, args.storage_options), args.model, args.layer, benchmark)
     if scores.stale:
         print(f"{scores.stale} stale score record(s) left out (computed from inputs the lake has since replaced)", file=sys.stderr)
     if not scores:
@@ -180,7 +183,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     lake = make_lake(args.lake, scale=args.scale, seed=0, overwrite=True)
     print(f"    done in {time.perf_counter() - started:.1f} s\n")
     print(describe_lake(lake))
-    print("\n2/2 scoring every model on the 20 headline benchmarks: Prefect flow, local Dask cluster (2 workers) ...")
+    print("\n2/2 scoring every model on the 24 leaderboard benchmarks: Prefect flow, local Dask cluster (2 workers) ...")
     args.lake, args.storage_options, args.force = lake.url, None, False
     _print_run(_run_score(args, None, None), started)
     print(DEMO_LEGEND)
@@ -218,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(run=cmd_validate)
 
     def add_run_options(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--benchmark", action="append", help="benchmark id or key (repeatable); default the 20 headline ids")
+        parser.add_argument("--benchmark", action="append", help="benchmark id or key (repeatable); default the 24 leaderboard ids "
+                            "(Zerbe2026_fmri.* and Zerbe2026_fmri_persubject.* are aliases of LAION_fMRI.* and LAION_fMRI_persubject.*)")
         parser.add_argument("--force", action="store_true", help="recompute units that already have a record")
         parser.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
         parser.add_argument("--workers", type=int, help="workers of the local cluster (default 2)")
@@ -250,12 +254,18 @@ def build_parser() -> argparse.ArgumentParser:
     from laion_lake.features.cli import add_commands as add_feature_commands
     from laion_lake.ingest.cli import add_commands as add_ingest_commands
     from laion_lake.lake.cli import add_commands as add_lake_commands
+    from laion_lake.maps.cli import add_commands as add_maps_commands
     from laion_lake.report.cli import add_commands as add_report_commands
+    from laion_lake.scoring.compare_cli import add_commands as add_compare_commands
+    from laion_lake.models.cli import add_commands as add_model_commands
 
     add_feature_commands(commands)
     add_ingest_commands(commands)
     add_lake_commands(commands)
     add_report_commands(commands)
+    add_compare_commands(commands)
+    add_maps_commands(commands)
+    add_model_commands(commands)
 
     demo = commands.add_parser("demo", help="the main job on the embedded default: build a small lake, score it, print a leaderboard")
     demo.add_argument("--lake", default="./lake", help="where to build the demo lake (default ./lake)")

@@ -144,7 +144,7 @@ def needed_stimuli(lake: Any, benchmark: Any) -> np.ndarray:
     from laion_lake.scoring.units import rdm_stimuli
 
     spec = benchmark if isinstance(benchmark, BenchmarkSpec) else load_benchmark(benchmark)
-    if spec.kind == "rdm":
+    if spec.kind in ("rdm", "cka"):  # no split: every shared non-OOD image
         return rdm_stimuli(lake)
     pools = sorted({spec.pool_for(subject) for subject in spec.subjects} & set(lake.pools))
     ids = [np.concatenate(lake.split(pool, fold)) for pool in pools for fold in spec.folds]

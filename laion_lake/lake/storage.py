@@ -25,6 +25,8 @@ from laion_lake.errors import LakeError, LakeStorageError
 from laion_lake.lake.repository import BRANCH, LakeRepository
 
 T = TypeVar("T")
+# the attribute holding a document written by LakeStorage.write_json
+DOCUMENT_ATTR = "document"
 
 
 # bytes read through every lake store of this process, all lakes together (see process_bytes_read)
@@ -199,6 +201,25 @@ class LakeStorage:
         """Names of the groups and arrays directly under ``relative`` ([] when it does not exist)."""
         group = self.group(relative)
         return sorted(group.keys()) if group is not None else []
+
+    # -- small JSON documents (thin shims for callers of the old file layout) --------------------
+    def read_json(self, relative: str) -> Any:
+        """The document stored by :meth:`write_json` at ``relative`` in the snapshot."""
+        group = self.group(relative)
+        if group is None or DOCUMENT_ATTR not in group.attrs:
+            raise FileNotFoundError(f"no document at {self.display(relative)} (snapshot {self.snapshot_id})")
+        return group.attrs[DOCUMENT_ATTR]
+
+    def write_json(self, relative: str, document: Any) -> None:
+        """Store a JSON-able document at ``relative`` (a group's attributes), one commit."""
+        import json
+
+        plain = json.loads(json.dumps(document, default=str))
+
+        def change(session: Any) -> None:
+            zarr.open_group(session.store, path=relative, mode="a").attrs[DOCUMENT_ATTR] = plain
+
+        self.write(f"document {relative}", change)
 
     # -- writing ---------------------------------------------------------------------------------
     def write(self, message: str, change: Callable[[Any], T], metadata: Mapping[str, Any] | None = None) -> T:

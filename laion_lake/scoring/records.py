@@ -205,7 +205,7 @@ def score_to_record(score: xr.DataArray) -> dict[str, Any]:
         "convention": attrs["convention"],
         "value": float(score.values),
         "created": _now(),
-        **{k: v for k, v in attrs.items() if k not in ("model", "layer", "benchmark", "benchmark_version", "convention")},
+        **{k: v for k, v in attrs.items() if k not in ("model", "layer", "benchmark", "benchmark_version", "convention", "voxel_r")},
     }
     return _json_ready(record)
 
@@ -225,7 +225,7 @@ def write_aggregate_record(lake: Any, aggregate: Aggregate, spec: BenchmarkSpec,
     The record names its inputs (:func:`aggregate_inputs`) and the unit records it came from.
     """
     lake.refresh()  # the units were recorded by other writers after this lake was opened
-    score = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results_for(lake, pairs))
+    score = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results_for(lake, pairs), lake=lake)
     record = {
         **score_to_record(score),
         "benchmark_spec": _json_ready(spec.to_dict()),
