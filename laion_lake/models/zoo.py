@@ -89,18 +89,26 @@ def library_versions(library: str) -> dict[str, str]:
 
 def state_dict_sha256(module: Any) -> str:
     """sha256 over the state dict (names, dtypes, shapes, bytes, sorted by name): the weights' identity."""
+    import torch
+
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
-        digest.update(tensor.reshape(-1).view(torch_uint8()).numpy().tobytes())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
-def torch_uint8() -> Any:
-    import torch
+def require_libraries(library: str) -> None:
+    """Import torch, torchvision (and timm for ``timm:``), or one line saying how to install them."""
+    import importlib
 
-    return torch.uint8
+    for package in ("torch", "torchvision", *(("timm",) if library == "timm" else ())):
+        try:
+            importlib.import_module(package)
+        except ImportError as error:
+            raise ModelSpecError(f"{library}: models need the 'models' extra ({package} failed to import: {error}); "
+                                 "pip install 'laion-lake[models]' (README, Models)") from error
 
 
 def file_sha256(path: str | Path) -> str:
@@ -268,14 +276,10 @@ def load_model(model: str, weights: str = NO_WEIGHTS, seed: int = 0) -> LoadedMo
     ------
     ModelSpecError
         Unknown library or model (with close matches), or weights that do not fit.
-    ImportError
-        torch / torchvision / timm are not installed (``pip install 'laion-lake[models]'``).
+        Also when torch / torchvision / timm do not import (``pip install 'laion-lake[models]'``).
     """
     library, architecture = parse_model(model)
-    try:
-        import torch  # noqa: F401
-    except ImportError as error:
-        raise ImportError("extracting from a model needs torch and torchvision (pip install 'laion-lake[models]'; see README, Models)") from error
+    require_libraries(library)
     loader = load_torchvision if library == "torchvision" else load_timm
     return loader(architecture, weights, seed)
 
