@@ -175,3 +175,17 @@ def test_sweep_then_commit_layers_give_a_leaderboard_row(tiny_lake, release_h5, 
     committed = commitment.layers["V1"]
     assert committed == max(commitment.scores["V1"], key=commitment.scores["V1"].get)
     assert f"* {committed}" in out and f"layers: V1={committed}" in out and "LAION_fMRI.V1-tau-ridgecv" in out
+
+
+def test_a_layer_followed_by_an_in_place_relu_keeps_its_own_output():
+    """alexnet's features.0 (a conv) is followed by ReLU(inplace=True): the recorded conv output must keep its negatives."""
+    from laion_lake.models.layers import LayerRecorder
+
+    loaded = load_model("torchvision:alexnet", "none", 0)
+    batch = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode(), LayerRecorder(loaded.module, ["features.0", "features.1"]) as recorder:
+        outputs = recorder.run(batch)
+        expected_conv = loaded.module.features[0](batch).reshape(2, -1)
+    assert (outputs["features.0"] < 0).any() and not (outputs["features.1"] < 0).any()
+    np.testing.assert_array_equal(outputs["features.0"].numpy(), expected_conv.numpy())
+    np.testing.assert_array_equal(outputs["features.1"].numpy(), expected_conv.clamp(min=0).numpy())
