@@ -295,9 +295,9 @@ def extract_model_features(
 
                 def fill() -> None:
                     with tqdm(total=len(ids), desc=f"extracting {name}", unit="image", disable=not progress) as bar:
-                        outputs = first
                         for writer in writers:
-                            writer.append(outputs[writer.layer].cpu().numpy())
+                            writer.append(first[writer.layer].cpu().numpy())
+                        first.clear()  # one batch of a wide layer is large: not kept for the whole pass
                         bar.update(len(first_ids))
                         for batch_ids, batch in batches:
                             outputs = recorder.run(batch)
