@@ -57,12 +57,12 @@ class LoadedModel:
 
     @property
     def weights_tag(self) -> str:
-        """Short weights label for the lake's model name: ``random-s0``, ``IMAGENET1K_V1``, ``<file stem>-<sha8>``."""
+        """Short weights label for the lake's model name: ``random-s0``, ``IMAGENET1K_V1`` (timm: its pretrained tag), ``<file stem>-<sha8>``."""
         source = self.weights["source"]
         if source == NO_WEIGHTS:
             return f"random-s{self.weights['seed']}"
         if source == DEFAULT_WEIGHTS:
-            return str(self.weights["name"])
+            return str(self.weights.get("tag") or self.weights["name"])
         return f"{Path(source).stem}-{self.weights['file_sha256'][:8]}"
 
 
@@ -204,7 +204,8 @@ def load_torchvision(architecture: str, weights: str, seed: int) -> LoadedModel:
         chosen = enum.DEFAULT
         module = models.get_model(architecture, weights=chosen)
         preset = chosen.transforms()
-        identity: dict[str, Any] = {"source": DEFAULT_WEIGHTS, "name": f"{type(chosen).__name__}.{chosen.name}", "url": chosen.url}
+        identity: dict[str, Any] = {"source": DEFAULT_WEIGHTS, "name": f"{type(chosen).__name__}.{chosen.name}", "tag": chosen.name,
+                                    "url": chosen.url}
     else:
         _seeded(seed)
         module = models.get_model(architecture, weights=None)
@@ -250,7 +251,7 @@ def load_timm(architecture: str, weights: str, seed: int) -> LoadedModel:
         module = timm.create_model(architecture, pretrained=True)
         tag = module.pretrained_cfg.get("tag") or ""
         identity: dict[str, Any] = {"source": DEFAULT_WEIGHTS, "name": f"{architecture}.{tag}" if tag else architecture,
-                                    "hf_hub_id": module.pretrained_cfg.get("hf_hub_id")}
+                                    "tag": tag or "default", "hf_hub_id": module.pretrained_cfg.get("hf_hub_id")}
         config = resolve_model_data_config(module)
     else:
         _seeded(seed)
