@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 
 from laion_lake.errors import LakeError, describe_ids
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+from laion_lake.features.extract import IMAGE_SUFFIXES
 H5_SUFFIXES = (".h5", ".hdf5")
 H5_DATASET = "images"
 METADATA_ID_COLUMN = "image_name"

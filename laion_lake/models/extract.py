@@ -257,7 +257,6 @@ def extract_model_features(
     ModelSpecError
         Unknown model, weights or layer.
     """
-    import torch
     from tqdm.auto import tqdm
 
     from laion_lake.lake import Lake, open_lake
@@ -267,6 +266,8 @@ def extract_model_features(
     lake = lake if isinstance(lake, Lake) else open_lake(str(lake))
     needed, needed_by = needed_ids(lake, benchmarks)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, weights, seed)
+    import torch
+
     chosen = resolve_layers(loaded.module, layers, loaded.name)
     name = name or f"{loaded.name}@{loaded.weights_tag}"
     device = device or default_device()
@@ -294,9 +295,9 @@ def extract_model_features(
 
                 def fill() -> None:
                     with tqdm(total=len(ids), desc=f"extracting {name}", unit="image", disable=not progress) as bar:
-                        outputs = first
                         for writer in writers:
-                            writer.append(outputs[writer.layer].cpu().numpy())
+                            writer.append(first[writer.layer].cpu().numpy())
+                        first.clear()  # one batch of a wide layer is large: not kept for the whole pass
                         bar.update(len(first_ids))
                         for batch_ids, batch in batches:
                             outputs = recorder.run(batch)

@@ -2,9 +2,10 @@
 
 A layer is a submodule's name as ``module.named_modules()`` gives it (``features.5``,
 ``layer4.2.relu``, ``blocks.3``), the names Brain-Score's layer maps use. Its activation is the
-module's output for one forward pass; a module called more than once in a pass (torchvision's
-ResNet blocks reuse one ``relu``) keeps its last call, as Brain-Score's PyTorch wrapper does.
-Tuple outputs keep their first tensor.
+module's output for one forward pass, copied when the hook runs (torchvision's AlexNet and ResNet
+apply ``ReLU(inplace=True)`` to conv and batch-norm outputs, which would otherwise overwrite them);
+a module called more than once in a pass (torchvision's ResNet blocks reuse one ``relu``) keeps its
+last call, as Brain-Score's PyTorch wrapper does. Tuple outputs keep their first tensor.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class LayerRecorder:
             tensor = _first_tensor(output)
             if tensor is None:
                 raise ModelSpecError(f"layer {name!r} returned {type(output).__name__}, not a tensor; pick another layer")
-            self.outputs[name] = tensor.detach()
+            # a copy: a later in-place op (ReLU(inplace=True) after a conv or batch norm) would change it otherwise
+            self.outputs[name] = tensor.detach().clone()
 
         return record
 

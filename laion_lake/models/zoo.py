@@ -57,12 +57,12 @@ class LoadedModel:
 
     @property
     def weights_tag(self) -> str:
-        """Short weights label for the lake's model name: ``random-s0``, ``IMAGENET1K_V1``, ``<file stem>-<sha8>``."""
+        """Short weights label for the lake's model name: ``random-s0``, ``IMAGENET1K_V1`` (timm: its pretrained tag), ``<file stem>-<sha8>``."""
         source = self.weights["source"]
         if source == NO_WEIGHTS:
             return f"random-s{self.weights['seed']}"
         if source == DEFAULT_WEIGHTS:
-            return str(self.weights["name"])
+            return str(self.weights.get("tag") or self.weights["name"])
         return f"{Path(source).stem}-{self.weights['file_sha256'][:8]}"
 
 
@@ -89,18 +89,26 @@ def library_versions(library: str) -> dict[str, str]:
 
 def state_dict_sha256(module: Any) -> str:
     """sha256 over the state dict (names, dtypes, shapes, bytes, sorted by name): the weights' identity."""
+    import torch
+
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
-        digest.update(tensor.reshape(-1).view(torch_uint8()).numpy().tobytes())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
-def torch_uint8() -> Any:
-    import torch
+def require_libraries(library: str) -> None:
+    """Import torch, torchvision (and timm for ``timm:``), or one line saying how to install them."""
+    import importlib
 
-    return torch.uint8
+    for package in ("torch", "torchvision", *(("timm",) if library == "timm" else ())):
+        try:
+            importlib.import_module(package)
+        except ImportError as error:
+            raise ModelSpecError(f"{library}: models need the 'models' extra ({package} failed to import: {error}); "
+                                 "pip install 'laion-lake[models]' (README, Models)") from error
 
 
 def file_sha256(path: str | Path) -> str:
@@ -196,7 +204,8 @@ def load_torchvision(architecture: str, weights: str, seed: int) -> LoadedModel:
         chosen = enum.DEFAULT
         module = models.get_model(architecture, weights=chosen)
         preset = chosen.transforms()
-        identity: dict[str, Any] = {"source": DEFAULT_WEIGHTS, "name": f"{type(chosen).__name__}.{chosen.name}", "url": chosen.url}
+        identity: dict[str, Any] = {"source": DEFAULT_WEIGHTS, "name": f"{type(chosen).__name__}.{chosen.name}", "tag": chosen.name,
+                                    "url": chosen.url}
     else:
         _seeded(seed)
         module = models.get_model(architecture, weights=None)
@@ -242,7 +251,7 @@ def load_timm(architecture: str, weights: str, seed: int) -> LoadedModel:
         module = timm.create_model(architecture, pretrained=True)
         tag = module.pretrained_cfg.get("tag") or ""
         identity: dict[str, Any] = {"source": DEFAULT_WEIGHTS, "name": f"{architecture}.{tag}" if tag else architecture,
-                                    "hf_hub_id": module.pretrained_cfg.get("hf_hub_id")}
+                                    "tag": tag or "default", "hf_hub_id": module.pretrained_cfg.get("hf_hub_id")}
         config = resolve_model_data_config(module)
     else:
         _seeded(seed)
@@ -268,14 +277,10 @@ def load_model(model: str, weights: str = NO_WEIGHTS, seed: int = 0) -> LoadedMo
     ------
     ModelSpecError
         Unknown library or model (with close matches), or weights that do not fit.
-    ImportError
-        torch / torchvision / timm are not installed (``pip install 'laion-lake[models]'``).
+        Also when torch / torchvision / timm do not import (``pip install 'laion-lake[models]'``).
     """
     library, architecture = parse_model(model)
-    try:
-        import torch  # noqa: F401
-    except ImportError as error:
-        raise ImportError("extracting from a model needs torch and torchvision (pip install 'laion-lake[models]'; see README, Models)") from error
+    require_libraries(library)
     loader = load_torchvision if library == "torchvision" else load_timm
     return loader(architecture, weights, seed)
 
