@@ -5,11 +5,11 @@ features x 6,204 stimuli is 20 GB in float32) cannot be held, so this module wri
 store (same schema, same layout, same content checksum as :func:`content_checksum`, same manifest
 entry) from an iterator of row blocks: only ``buffer_bytes`` of rows per layer are in memory.
 
-This is the one place that writes feature stores outside ``Lake.write_features``; it uses the
-lake's store primitives (``write_store``: all-or-nothing per store, a failed overwrite keeps the
-old store) and lists the stores in the manifest once all are complete. Porting the lake onto
-Icechunk replaces :func:`write_feature_streams`' body (one session, one group per writer, one
-commit); :class:`FeatureStreamWriter` only needs a Zarr store to write into.
+This is the one place that writes feature stores outside ``Lake.write_features``. Every writer's
+group, its rows and its manifest entry go into one session of the lake's Icechunk repository and
+one commit: a failure or a kill during extraction leaves the last commit as it was, and an
+overwrite replaces the old store in that same commit. :class:`FeatureStreamWriter` only needs a
+Zarr store (the session's) to write into.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import xarray as xr
 
 from laion_lake.errors import describe_ids
 from laion_lake.lake.features import SCHEMA, features_path
-from laion_lake.lake.zarr_io import checksum_header, update_checksum, write_dataset_group, write_store
+import zarr
+
+from laion_lake.lake.zarr_io import COMPLETE_ATTR, ENTRY_ATTR, checksum_header, prepare_store, update_checksum, write_dataset_group
 from storage_schemas import check_dataset, latest_version, load_schema
 
 # rows of one layer kept before a chunk-aligned write: bounds memory per layer being extracted
@@ -76,14 +78,20 @@ class FeatureStreamWriter:
         ds = xr.Dataset({"activations": (("stimulus_id", "feature"), zeros)}, coords={"stimulus_id": self.stimulus_ids})
         return ds.assign_attrs(model=self.model, layer=self.layer)
 
-    def begin(self, store: Any) -> None:
-        """Write coordinates and array metadata into ``store``; blocks go in next."""
+    def begin(self, store: Any, group: str | None = None) -> None:
+        """Write coordinates and array metadata into ``store`` (at ``group``); blocks go in next.
+
+        Starts the writer afresh, so a write redone on a new session (after a conflicting commit)
+        gives the same store and checksum.
+        """
         import zarr
 
         ds = self.skeleton()
         check_dataset(ds, SCHEMA, where=f"{self.model}/{self.layer}", check_values=False)
-        write_dataset_group(store, ds, None, {"activations": (self.rows_per_chunk, self.feature_chunk)}, compute=False)
-        self._array = zarr.open_array(store, path="activations", mode="r+")
+        write_dataset_group(store, ds, group, {"activations": (self.rows_per_chunk, self.feature_chunk)}, compute=False)
+        self._array = zarr.open_array(store, path=f"{group}/activations" if group else "activations", mode="r+")
+        self._filled = self._written = 0
+        self._digest = hashlib.sha256()
         # content_checksum hashes variables by name: 'activations' (header, rows in order), then 'stimulus_id'
         self._digest.update(checksum_header("activations", ("stimulus_id", "feature"), "f", (self.n_stimuli, self.n_features)))
 
@@ -140,9 +148,9 @@ class FeatureStreamWriter:
 def write_feature_streams(lake: Any, writers: Sequence[FeatureStreamWriter], fill: Callable[[], None], overwrite: bool = False) -> None:
     """Open every writer's store, run ``fill()`` (which appends every block), finish, list them in the manifest.
 
-    Each store is written all-or-nothing by the lake's ``write_store`` (a failure inside ``fill``
-    removes every new store; an overwrite keeps the old store until the new one is complete). The
-    manifest lists the new feature sets in one update after all stores are complete.
+    One commit holds every store and manifest entry (all or nothing; an exception in ``fill``
+    commits nothing). ``fill`` may be called again when the commit meets a conflicting writer
+    and is redone on a fresh session, so it must be repeatable (extraction is deterministic).
     """
     known = set(np.asarray(lake.stimuli["stimulus_id"].values).astype(str).tolist())
     for writer in writers:
@@ -150,22 +158,19 @@ def write_feature_streams(lake: Any, writers: Sequence[FeatureStreamWriter], fil
         if unknown:
             raise ValueError(f"{writer.model}/{writer.layer}: {len(unknown)} stimulus id(s) not in the lake's stimulus table: {describe_ids(unknown)}")
 
-    def nested(index: int) -> None:
-        if index == len(writers):
-            fill()
-            return
-        writer = writers[index]
+    def change(session: Any) -> None:
+        # every writer's store, the fill and the manifest entries are one commit: all or nothing
+        for writer in writers:
+            prepare_store(session, lake.storage, writer.relative, overwrite)
+            writer.begin(session.store, writer.relative)
+        fill()
+        for writer in writers:
+            attrs = {**writer.finish(), ENTRY_ATTR: writer.manifest_entry(), COMPLETE_ATTR: True}
+            zarr.open_group(session.store, path=writer.relative, mode="a").attrs.update(attrs)
 
-        def write_groups(store: Any) -> dict[str, Any]:
-            writer.begin(store)
-            nested(index + 1)
-            return writer.finish()
-
-        write_store(lake.storage, writer.relative, write_groups, overwrite=overwrite)
-
-    nested(0)
-    # the lake's own manifest update (the one Lake.write_features uses); public API has no streaming variant yet
-    lake._update_manifest(features={f"{w.model}/{w.layer}": w.manifest_entry() for w in writers})
+    names = ", ".join(f"{w.model}/{w.layer}" for w in writers)
+    lake.storage.write(f"features {names} (streamed){' (overwrite)' if overwrite else ''}", change)
+    lake.refresh()
 
 
 __all__ = ["DEFAULT_BUFFER_BYTES", "FeatureStreamWriter", "write_feature_streams"]

@@ -137,17 +137,28 @@ def write_store(
     """
 
     def change(session: Any) -> Mapping[str, Any]:
-        parent, _, name = relative.rpartition("/")
-        group = zarr.open_group(session.store, path=parent, mode="r") if parent else zarr.open_group(session.store, mode="r")
-        if name in group:
-            if not overwrite and zarr.open_group(session.store, path=relative, mode="r").attrs.get(COMPLETE_ATTR):
-                raise StoreExistsError(f"{storage.display(relative)} already exists; pass overwrite=True (--overwrite) to replace it")
-            remove_node(session, relative)
+        prepare_store(session, storage, relative, overwrite)
         attrs = dict(write_groups(session.store, relative))
         zarr.open_group(session.store, path=relative, mode="a").attrs.update({**attrs, COMPLETE_ATTR: True})
         return attrs
 
     return storage.write(message or f"write {relative}", change)
+
+
+def prepare_store(session: Any, storage: LakeStorage, relative: str, overwrite: bool) -> None:
+    """Make room for a new store at ``relative`` in a writable session (before writing it).
+
+    Raises
+    ------
+    StoreExistsError
+        A complete store is there (in the head the session started from) and ``overwrite`` is False.
+    """
+    parent, _, name = relative.rpartition("/")
+    group = zarr.open_group(session.store, path=parent, mode="r") if parent else zarr.open_group(session.store, mode="r")
+    if name in group:
+        if not overwrite and zarr.open_group(session.store, path=relative, mode="r").attrs.get(COMPLETE_ATTR):
+            raise StoreExistsError(f"{storage.display(relative)} already exists; pass overwrite=True (--overwrite) to replace it")
+        remove_node(session, relative)
 
 
 def check_finite_rows(values: np.ndarray, where: str, row_ids: np.ndarray, column_names: np.ndarray | None = None, offset: int = 0) -> None:

@@ -54,7 +54,9 @@ def test_a_failure_while_filling_leaves_no_store_and_no_entry(tiny_lake, lake_id
         write_feature_streams(tiny_lake, writers, fill)
     lake = open_lake(tiny_lake.url)
     assert not any(key.startswith("broken/") for key in lake.manifest["features"])
-    assert not lake.storage.exists(writers[0].relative + "/zarr.json") and not lake.storage.exists(writers[1].relative + "/zarr.json")
+    # nothing of either store was committed (one session for both, discarded)
+    assert not lake.storage.exists(writers[0].relative) and not lake.storage.exists(writers[1].relative)
+    assert lake.storage.snapshot_id == tiny_lake.storage.snapshot_id
 
 
 def test_non_finite_rows_are_refused_naming_the_stimulus(tiny_lake, lake_ids):
