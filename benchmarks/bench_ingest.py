@@ -77,7 +77,8 @@ def run_child(command: list[str], env: dict | None = None) -> tuple[float, int, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", default="large", choices=("tiny", "large"))
+    parser.add_argument("--size", default="large", choices=("tiny", "large", "wide"))
+    parser.add_argument("--subjects", type=int, default=5, help="how many of the 5 subjects to write (default all)")
     parser.add_argument("--workdir", type=Path, default=None, help="where to write the release and lakes (default: a temp folder)")
     args = parser.parse_args()
 
@@ -94,7 +95,7 @@ def main() -> int:
     src = work / "release"
     if not (src / "derivatives").is_dir():
         started = time.perf_counter()
-        factory.write_release(src, size=args.size)
+        factory.write_release(src, size=args.size, subjects=factory.SUBJECTS[: args.subjects])
         print(f"wrote the {args.size} release in {time.perf_counter() - started:.1f} s: {src}")
     files = [p for p in src.rglob("*") if p.is_file()]
     release_bytes = sum(p.stat().st_size for p in files)
@@ -106,7 +107,7 @@ def main() -> int:
     header = nib.load(str(statmaps[0]))
     n_volumes = header.shape[3]
     raw_session_bytes = int(header.dataobj.dtype.itemsize * n_volumes * int(__import__("numpy").prod(header.shape[:3])))
-    print(f"release: {len(factory.SUBJECTS)} subjects x {len(spec.sessions)} sessions, grid {spec.shape}, {n_volumes} trials in the first session")
+    print(f"release: {args.subjects} subject(s) x {len(spec.sessions)} sessions, grid {spec.shape}, {n_volumes} trials in the first session")
     print(f"  {len(files)} files, {release_bytes / 1e6:.1f} MB on disk; one statmap {statmaps[0].stat().st_size / 1e6:.1f} MB gzipped, {raw_session_bytes / 1e6:.1f} MB as float32")
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -135,6 +136,11 @@ def main() -> int:
     finally:
         server.stop()
     results["nibabel, whole files (naive)"] = run_child([sys.executable, "-c", NAIVE, str(src)], env)
+    # what each costs before reading any data: the imports (and for laion-lake the 72 split JSONs)
+    baseline = {
+        "laion-lake": run_child([sys.executable, "-c", "import laion_lake.cli, laion_lake.ingest; from laion_lake.published_splits import published_split_documents as p; p()"], env)[1],
+        "naive": run_child([sys.executable, "-c", "import numpy, nibabel"], env)[1],
+    }
 
     import numpy as np
 
@@ -145,13 +151,18 @@ def main() -> int:
     session_betas = n_volumes * n_voxels * 4
     print(f"one session's betas of the ROI voxels: {n_volumes} x {n_voxels} float32 = {session_betas / 1e6:.1f} MB")
     print()
-    print(f"{'ingest from':<32}{'wall s':>9}{'peak RSS MB':>13}{'RSS / release':>15}{'exit':>6}")
+    print(f"fixed cost before any data (imports; laion-lake also parses the 72 split JSONs): laion-lake {baseline['laion-lake'] / 1e6:.1f} MB, naive {baseline['naive'] / 1e6:.1f} MB")
+    print(f"{'ingest from':<32}{'wall s':>9}{'peak RSS MB':>13}{'above fixed MB':>16}{'RSS / release':>15}{'exit':>6}")
+    above = {}
     for name, (wall, rss, code) in results.items():
-        print(f"{name:<32}{wall:>9.1f}{rss / 1e6:>13.1f}{rss / release_bytes:>15.2f}{code:>6}")
+        above[name] = rss - baseline["naive" if "naive" in name else "laion-lake"]
+        print(f"{name:<32}{wall:>9.1f}{rss / 1e6:>13.1f}{above[name] / 1e6:>16.1f}{rss / release_bytes:>15.2f}{code:>6}")
     wall_s3, wall_folder = results["S3 (moto)"][0], results["folder"][0]
     print()
     print(f"S3 / folder wall time: {wall_s3 / wall_folder:.2f}")
-    print(f"peak RSS, folder / naive: {results['folder'][1] / results['nibabel, whole files (naive)'][1]:.2f}; S3 / naive: {results['S3 (moto)'][1] / results['nibabel, whole files (naive)'][1]:.2f}")
+    naive = "nibabel, whole files (naive)"
+    print(f"peak RSS, folder / naive: {results['folder'][1] / results[naive][1]:.2f}; S3 / naive: {results['S3 (moto)'][1] / results[naive][1]:.2f}")
+    print(f"peak RSS above the fixed cost, folder / naive: {above['folder'] / above[naive]:.2f}; S3 / naive: {above['S3 (moto)'] / above[naive]:.2f}")
     a, b = open_lake(str(local_lake)), open_lake(str(s3_lake))
     same = all(np.array_equal(a.subject(s)["betas"].values, b.subject(s)["betas"].values) for s in a.subjects)
     print(f"lakes from the folder and from S3 identical: {same}")

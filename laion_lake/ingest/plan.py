@@ -138,4 +138,5 @@ def load_session_betas(plan: SubjectPlan, session: SessionSource) -> np.ndarray:
         raw[row_of_volume[first : first + len(values)]] = values
     if raw is None:
         raise IngestError(f"{session.statmap}: no volume read")
-    return zscore_session(raw)
+    # z-scored in place when the file is float32 (as published): one session's betas in memory, not two
+    return zscore_session(raw, out=raw if raw.dtype == np.float32 else None)

@@ -79,6 +79,12 @@ SIZES = {
         ("shape", "relations", "unusual", "cropped", "selfmade", "gaudy", "illusion-classic", "gabor", "illusion-natural"), 4,
         (240, 60), (12, 4), (1, 30, 35),
     ),
+    # the large design on a 50 x 50 x 40 grid (~52k brain voxels, a real brain mask has ~100k): for memory benchmarks
+    "wide": ReleaseSize(
+        "wide", 5, (120, 30), (40, 10),
+        ("shape", "relations", "unusual", "cropped", "selfmade", "gaudy", "illusion-classic", "gabor", "illusion-natural"), 4,
+        (240, 60), (12, 4), (1, 30, 35),
+    ),
 }  # fmt: skip
 TINY = SIZES["tiny"]
 SHAPE = TINY.shape
@@ -279,14 +285,16 @@ def write_stimuli(root: Path, size: ReleaseSize = TINY) -> list[str]:
     return [r[0] for r in rows]
 
 
-def write_release(root: Path, seed: int = 0, size: str = "tiny", session_labels: str = "bids") -> dict[str, SpecialVoxels]:
+def write_release(
+    root: Path, seed: int = 0, size: str = "tiny", session_labels: str = "bids", subjects: tuple[str, ...] = SUBJECTS
+) -> dict[str, SpecialVoxels]:
     """Write a release under ``root``; return each subject's special voxels.
 
     ``session_labels``: ``"bids"`` (``ses-01``, as published) or ``"integer"`` (``1``).
     """
     spec = SIZES[size]
     rng = np.random.default_rng(seed)
-    special = {subject: write_subject(root, subject, rng, spec, session_labels) for subject in SUBJECTS}
+    special = {subject: write_subject(root, subject, rng, spec, session_labels) for subject in subjects}
     write_stimuli(root, spec)
     return special
 

@@ -379,7 +379,7 @@ def test_verify_does_not_run_the_code_it_checks(release, tmp_path, monkeypatch):
 
     root, special = release
 
-    def zero_first(raw):
+    def zero_first(raw, out=None):
         block = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         sd = block.std(axis=0)
         return ((block - block.mean(axis=0)) / np.where(sd == 0, 1.0, sd)).astype(np.float32)

@@ -177,18 +177,3 @@ def test_source_options_add_timeouts_and_keep_the_callers():
     assert options["config_kwargs"]["retries"]["max_attempts"] >= 1
     assert source_options("/data/release", None) == {}
 
-
-@pytest.mark.slow
-def test_ingest_flow_reads_the_bucket_one_task_per_subject(release, bucket_release, s3_endpoint, tmp_path):
-    """The Prefect flow on a LocalCluster (one worker process), the subject's task streaming its files from moto
-    (the fan-out over subjects is tested with a local release in tests/flows)."""
-    from flows.ingest import ingest_flow
-
-    cluster = {"cluster_kwargs": {"n_workers": 1, "threads_per_worker": 1, "memory_limit": "2GiB", "dashboard_address": None}}
-    url, subjects = str(tmp_path / "flow"), SUBJECTS[:1]
-    report = ingest_flow(bucket_release, url, subjects=subjects, cluster=cluster, source_storage_options={"anon": True, "endpoint_url": s3_endpoint})
-    assert sorted(report["subjects"]) == subjects and report["subjects"]["sub-01"]["status"] == "ingested"
-    assert report["lake"]["pools"] == ["shared", *subjects]
-    reference = str(tmp_path / "reference")
-    ingest_release(release, reference, subjects=subjects)
-    _same_lakes(url, reference, subjects)

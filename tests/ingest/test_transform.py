@@ -105,3 +105,13 @@ def test_session_labels(value, expected):
     from laion_lake.ingest.layout import parse_session_label
 
     assert parse_session_label(value) == expected
+
+
+def test_in_place_equals_a_copy():
+    rng = np.random.default_rng(3)
+    raw = (rng.standard_normal((30, 5000)) + 4).astype(np.float32)  # more voxels than one chunk
+    raw[rng.random(raw.shape) < 0.1] = np.nan
+    expected = zscore_session(raw.copy())
+    same = zscore_session(raw, out=raw)
+    assert same is raw
+    np.testing.assert_array_equal(raw, expected)
