@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from laion_lake.benchmarks import BenchmarkSpec
-from laion_lake.compute.cka import PairwiseCeiling, UnbiasedGram, accumulate_gram, cka
+from laion_lake.compute.cka import PairwiseCeiling, UnbiasedGram, accumulate_gram, cka, pairwise_ceiling
 from laion_lake.scoring.plan import UnitWork, escape_key_component
 from laion_lake.scoring.units import CellResult, rdm_stimuli
 
@@ -93,8 +93,6 @@ def _ceiling_from_record(record: Mapping[str, Any]) -> PairwiseCeiling:
 
 def compute_cka_ceiling(lake: Any, spec: BenchmarkSpec) -> PairwiseCeiling:
     """The pairwise inter-subject CKA ceiling of the spec's region over its subjects, from the data."""
-    from laion_lake.compute.cka import pairwise_ceiling
-
     ids = rdm_stimuli(lake)
     return pairwise_ceiling([(subject, brain_gram(lake, subject, spec, ids)[0]) for subject in spec.subjects])
 
