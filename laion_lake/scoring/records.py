@@ -255,8 +255,12 @@ def load_scores(lake: Any, model: str | None = None, layer: str | None = None, b
     """The aggregated Scores stored in the lake whose inputs equal what it holds now, optionally filtered.
 
     Sorted by (model, layer, benchmark). Records computed from inputs since replaced are left out
-    and counted in the result's ``stale`` attribute.
+    and counted in the result's ``stale`` attribute. A lake on a branch is read at the branch's
+    newest head (records are written by other processes meanwhile); a lake opened at a tag or
+    snapshot is read there.
     """
+    if not lake.storage.read_only:
+        lake = type(lake)(lake.url, lake.storage_options, branch=lake.storage.pinned["branch"])
     scores = Scores()
     group = lake.storage.group(AGGREGATES)
     if group is None:
