@@ -71,9 +71,7 @@ def finalize_ingest(
     dict with ``subjects``, ``n_stimuli``, ``pools``, ``notes`` (what the splits left out).
     """
     lake = create_lake(lake_url, storage_options)
-    candidates = list(subjects) if subjects is not None else [
-        name.removesuffix(".zarr") for name in lake.storage.listdir("subjects") if name.endswith(".zarr")
-    ]
+    candidates = list(subjects) if subjects is not None else lake.storage.listdir("subjects")
     for subject in candidates:
         if is_complete(lake.storage, subject_path(subject)) and subject not in lake.subjects:
             lake.register_subject(subject)
