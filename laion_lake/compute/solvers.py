@@ -107,7 +107,8 @@ def decompose_train_features(
     check_spectrum(largest if np.all(np.isfinite(K_train)) else float("inf"))
     if K_test is not None and not np.all(np.isfinite(K_test)):
         raise FeatureRangeError("the test features overflow float64 in the ridge: rescale them")
-    decomposition = eigendecompose_centered_kernel(K_train, K_test, overwrite_kernel=True)
+    # syevr (MRRR) needs O(n) workspace where syevd needs 2 n^2: n^2 floats less at the unit's peak
+    decomposition = eigendecompose_centered_kernel(K_train, K_test, driver="evr", overwrite_kernel=True)
     del K_train, K_test
     return decomposition
 
@@ -136,8 +137,8 @@ def regression_peak_bytes(
         features and the SVD's copy and U, the test features and their basis, the SVD workspace
         and per-alpha ``U^T W U``, then per region Y (float64), B, and the n x p summaries.
         dual: the larger of the kernel phase ``8 * (n^2 + n_test n + (n + n_test) c)`` plus
-        ``4 (n + n_test) c`` float32 chunk, the eigendecomposition phase ``8 * (4 n^2 + n_test n)``
-        (kernel, eigenvectors, syevd workspace 2 n^2 + 6 n), and the sweep phase
+        ``4 (n + n_test) c`` float32 chunk, the eigendecomposition phase ``8 * (2 n^2 + n_test n + 26 n)``
+        (kernel, eigenvectors, syevr workspace 26 n), and the sweep phase
         ``8 * (3 n^2 + n_test n + 3 n v + n_test v)`` (Q, scaled Q, the QR copy, B, Y, predictions).
     """
     n, t, p, v = n_train, n_test, n_features, max(n_voxels, 1)
@@ -146,7 +147,7 @@ def regression_peak_bytes(
         return _FLOAT * (3 * n * p + 2 * t * p + 3 * p * p + 2 * n * v + 2 * p * v + 2 * n * p + t * v)
     c = min(feature_chunk_size, p)
     kernel_phase = _FLOAT * (n * n + t * n + (n + t) * c) + 4 * (n + t) * c
-    eigen_phase = _FLOAT * (4 * n * n + t * n + 6 * n)
+    eigen_phase = _FLOAT * (2 * n * n + t * n + 26 * n)
     sweep_phase = _FLOAT * (3 * n * n + t * n + 3 * n * v + 2 * t * v)
     return max(kernel_phase, eigen_phase, sweep_phase)
 

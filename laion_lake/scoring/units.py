@@ -149,6 +149,7 @@ class ColumnChunks:
         self.nbytes = data.nbytes
         self._bounds = np.cumsum((0, *data.chunks[1]))
         self._block: tuple[int, int, np.ndarray] | None = None
+        self._views: list[RowsOf] = []
 
     def _read_block(self, column: int) -> tuple[int, int, np.ndarray]:
         index = int(np.searchsorted(self._bounds, column, side="right")) - 1
@@ -159,7 +160,9 @@ class ColumnChunks:
 
     def __getitem__(self, index: Any) -> Any:
         if not (isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None) and isinstance(index[1], slice)):
-            return RowsOf(self, np.asarray(index))
+            view = RowsOf(self, np.asarray(index))
+            self._views.append(view)
+            return view
         first, last, _ = index[1].indices(self.shape[1])
         parts = []
         while first < last:
@@ -178,7 +181,14 @@ class RowsOf:
         self.nbytes = parent.nbytes // max(parent.shape[0], 1) * len(rows)
 
     def __getitem__(self, index: Any) -> np.ndarray:
-        return self.parent[index][self.rows]
+        out = self.parent[index][self.rows]
+        if isinstance(index, tuple) and isinstance(index[1], slice) and index[1].indices(self.shape[1])[1] == self.shape[1]:
+            # every view has read the last columns: the solver is done streaming, so the block is
+            # released before it decomposes (it would otherwise sit beside the kernel at the peak)
+            self.finished = True
+            if all(getattr(view, "finished", False) for view in self.parent._views):
+                self.parent._block = None
+        return out
 
 
 def _features_block(lake: Any, unit: WorkUnit, ids: np.ndarray) -> Any:
