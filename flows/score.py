@@ -1,117 +1,181 @@
-"""The ``score`` flow: one Dask task per work unit, then one aggregate-and-bootstrap task per score.
+"""The ``score`` flow: one Dask task per work unit, each aggregate as soon as its units are done.
 
 Work units are (feature set, subject, train set): one kernel and one eigendecomposition serve every
-region and benchmark that shares them. Tasks pass the lake URL and keys; each loads only its own
-subject's slices. Records land in the lake's ``scores/`` idempotently: a re-run skips finished units
-(the report counts them), ``force=True`` recomputes.
+region and benchmark that shares them. The flow first checks the whole request in its own process
+(:mod:`laion_lake.preflight`: lake, feature sets, benchmarks, subjects, splits, cluster settings,
+no credentials in parameters), so a bad input fails the run in seconds with one line and no cluster.
+Units whose record is already current are counted as skipped there too; when nothing is left to
+compute no cluster starts at all. Tasks pass the lake URL and keys; each loads only its subject's
+slices. Records land in the lake's ``scores/`` idempotently.
 
-A failed unit is retried (``retries``); a worker lost in the middle of a unit has its unit run
-again by Dask on another worker. Either way no partial record is left: a record is one JSON
-document written whole (:meth:`laion_lake.lake.storage.LakeStorage.write_json`).
+Retries: a unit that fails on bad data (the library's ``LakeError``/``ValueError`` family) is not
+retried (``retry_condition_fn``); a transient failure (storage, network) is retried ``RETRIES``
+times, and a worker lost in the middle of a unit has its unit run again by Dask. A failed unit
+leaves no partial record. When units fail, the run fails with :class:`laion_lake.dask.UnitsFailedError`
+naming each (model/layer/subject/pool/split) after every other unit and aggregate ran.
+
+The run logs a unit summary and publishes two artifacts: a table ``laion-lake-scores`` (model,
+layer, benchmark, value, error, raw, ceiling) and a markdown ``laion-lake-summary``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 
-from flows.cluster import api_for_workers, quiet_logs, task_runner
-from laion_lake.scoring.runner import aggregate_by_key, plan_keys, run_unit_by_key
+from flows.cluster import ClusterSettings, api_for_workers, check_reachable, cluster_address, cluster_settings, drain_workers, quiet_logs, task_runner
+from laion_lake.dask import Plan, UnitFailure, UnitProgress, UnitsFailedError, done_units, one_line, plan
+from laion_lake.preflight import is_deterministic, public_storage_options, require_no_credentials
+from laion_lake.scoring.runner import aggregate_by_key, run_unit_by_key
+from laion_lake.scoring.table import leaderboard_text
 
 RETRIES, RETRY_DELAY_SECONDS = 2, 2
+# the CLI sets this to show a progress bar of units in the terminal while the flow runs
+SHOW_PROGRESS = False
+TABLE_ARTIFACT, SUMMARY_ARTIFACT = "laion-lake-scores", "laion-lake-summary"
+SCORE_COLUMNS = ("model", "layer", "benchmark", "value", "error", "raw", "ceiling")
 
 
-@task(name="score-unit", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS, task_run_name="unit {unit_key}")
+def transient_only(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry a failed task run unless its error is deterministic."""
+    try:
+        state.result()
+    except Exception as error:
+        return not is_deterministic(error)
+    return True
+
+
+TASK_OPTIONS = {"retries": RETRIES, "retry_delay_seconds": RETRY_DELAY_SECONDS, "retry_condition_fn": transient_only,
+                "persist_result": False, "cache_policy": NO_CACHE}  # fmt: skip
+
+
+@task(name="score-unit", task_run_name="unit {unit_key}", **TASK_OPTIONS)
 def score_unit(lake_url: str, storage_options: dict | None, unit_key: str, benchmark_keys: list[str], force: bool) -> str:
     return run_unit_by_key(lake_url, storage_options, unit_key, benchmark_keys, force)
 
 
-@task(name="aggregate", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS, task_run_name="aggregate {model}/{layer} {benchmark_key}")
+@task(name="aggregate", task_run_name="aggregate {model}/{layer} {benchmark_key}", **TASK_OPTIONS)
 def aggregate(lake_url: str, storage_options: dict | None, model: str, layer: str, benchmark_key: str) -> dict[str, Any]:
     return aggregate_by_key(lake_url, storage_options, model, layer, benchmark_key)
 
 
-@flow(name="laion-lake-score-units")
-def _score_on_cluster(lake_url: str, storage_options: dict | None, feature_sets: list[list[str]], benchmarks: list[str] | None, force: bool) -> dict[str, Any]:
-    plan = plan_keys(feature_sets, benchmarks)
-    unit_runs = [score_unit.submit(lake_url, storage_options, key, list(keys), force) for key, keys in plan.units]
-    statuses = [run.result() for run in unit_runs]
-    aggregate_runs = [aggregate.submit(lake_url, storage_options, m, l, b) for m, l, b in plan.aggregates]
-    rows = [run.result() for run in aggregate_runs]
-    return {
-        "units": len(statuses),
-        "computed": statuses.count("computed"),
-        "skipped": statuses.count("skipped"),
-        "scores": rows,
-    }
-
-
-def lake_feature_sets(lake_url: str, storage_options: dict | None, models: Sequence[str] | None = None) -> list[list[str]]:
-    """The lake's feature sets as [model, layer], optionally only those of ``models``.
-
-    ``models`` holds model names (every layer of the model) or ``model/layer`` names.
-    """
-    from laion_lake.lake import open_lake
-
-    available = [list(fs) for fs in open_lake(lake_url, storage_options).feature_sets]
-    if models is None:
-        return available
-    wanted = set(models)
-    chosen = [fs for fs in available if fs[0] in wanted or f"{fs[0]}/{fs[1]}" in wanted]
-    matched = {name for name in wanted for fs in chosen if name in (fs[0], f"{fs[0]}/{fs[1]}")}
-    if missing := sorted(wanted - matched):
-        raise ValueError(f"no feature set in {lake_url} for {missing}; the lake holds {['/'.join(fs) for fs in available]}")
-    return chosen
-
-
-def run_on_cluster(
+def check_request(
     lake_url: str,
-    storage_options: dict | None,
-    feature_sets: Sequence[Sequence[str]],
+    feature_sets: Sequence[str | Sequence[str]] | None,
     benchmarks: Sequence[str] | None,
-    force: bool,
-    cluster: dict | None,
-) -> dict[str, Any]:
-    """Run the units-then-aggregates subflow on one cluster; call it from inside a flow."""
+    storage_options: dict | None,
+    cluster: ClusterSettings | dict | None,
+) -> tuple[Plan, ClusterSettings]:
+    """Pre-flight of a flow run (in the flow's process, before any cluster): the plan and the cluster settings."""
+    require_no_credentials(storage_options)
+    settings = cluster_settings(cluster)
+    work = plan(lake_url, feature_sets, benchmarks, storage_options)
+    check_reachable(settings)
+    return work, settings
+
+
+def run_plan(work: Plan, force: bool, cluster: ClusterSettings | dict | None) -> dict[str, Any]:
+    """Run a checked plan: units on the cluster, aggregates in this flow as their units finish; call inside a flow."""
     quiet_logs()
-    run = _score_on_cluster.with_options(task_runner=task_runner(cluster))
-    with api_for_workers():
-        return run(lake_url, storage_options, [list(fs) for fs in feature_sets], None if benchmarks is None else list(benchmarks), force)
+    started = time.perf_counter()
+    url, options = work.request.lake_url, public_storage_options(work.storage_options)
+    done = set() if force else done_units(work)
+    todo = [(key, benchmarks) for key, benchmarks in work.units if key not in done]
+    waiting = {agg: set(work.units_of(agg)) - done for agg in work.aggregates}
+    bar = UnitProgress(len(work.units), SHOW_PROGRESS)
+    for _ in done:
+        bar.update("skipped")
+    failures: list[UnitFailure] = []
+    aggregate_runs: list[Any] = []
+    submitted: set[tuple[str, str, str]] = set()
+
+    def unit_finished(key: str | None) -> None:
+        for agg, pending in waiting.items():
+            pending.discard(key)
+            if not pending and agg not in submitted:
+                submitted.add(agg)
+                aggregate_runs.append(aggregate.submit(url, options, *agg))
+
+    try:
+        unit_finished(None)  # aggregates whose units are all done already
+        if todo:
+            with cluster_address(cluster) as address, api_for_workers(), task_runner(cluster, address) as runner:
+                runs = {runner.submit(score_unit, {"lake_url": url, "storage_options": options, "unit_key": key,
+                                                   "benchmark_keys": list(benchmarks), "force": force}): key
+                        for key, benchmarks in todo}  # fmt: skip
+                for run in as_completed(list(runs)):
+                    key = runs[run]
+                    try:
+                        bar.update(run.result())
+                    except Exception as error:  # the task's own error, or Dask's (a worker lost too often)
+                        failures.append(UnitFailure(key, one_line(error)))
+                        bar.update("failed")
+                        # never aggregated: one of its units failed
+                        submitted.update(agg for agg, pending in waiting.items() if key in pending)
+                    unit_finished(key)
+                if address:
+                    drain_workers(address)
+        rows = [run.result() for run in aggregate_runs]
+    finally:
+        bar.close()
+    report = {"units": len(work.units), **bar.counts, "scores": sorted(rows, key=lambda r: (r["model"], r["layer"], r["benchmark"])),
+              "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
+    publish(work, report, failures)
+    if failures:
+        raise UnitsFailedError(sorted(failures, key=lambda f: f.unit_key), len(work.units))
+    return report
+
+
+def publish(work: Plan, report: dict[str, Any], failures: Sequence[UnitFailure]) -> None:
+    """Log the unit summary and publish the table and markdown artifacts of a run."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    logger = get_run_logger()
+    summary = f"{report['units']} work units: {report['computed']} computed, {report['skipped']} skipped, {report['failed']} failed; {len(report['scores'])} scores"
+    logger.info("%s (%.1f s)", summary, report["seconds"])
+    for failure in failures:
+        logger.error("unit %s failed: %s", failure.unit_key, failure.error)
+    rows = [{column: row.get(column) for column in SCORE_COLUMNS} for row in report["scores"]]
+    if rows:
+        create_table_artifact(rows, key=TABLE_ARTIFACT, description=f"Scores of {', '.join(work.request.feature_set_names)} in {work.request.lake_url}")
+    failed = "".join(f"- `{f.unit_key}`: {f.error}\n" for f in failures)
+    markdown = (
+        f"# laion-lake scores\n\nLake: `{work.request.lake_url}` (records under `scores/`; "
+        f"`laion-lake report {work.request.lake_url}` renders the leaderboard page).\n\n"
+        f"{summary}.\n\n" + (f"## Failed units\n\n{failed}\n" if failed else "")
+        + (f"## Leaderboard (ceiled value ± bootstrap error)\n\n```\n{leaderboard_text(report['scores'])}\n```\n" if rows else "")
+    )  # fmt: skip
+    create_markdown_artifact(markdown, key=SUMMARY_ARTIFACT, description=summary)
 
 
 @flow(name="laion-lake-score")
 def score_flow(
     lake_url: str,
-    feature_sets: list[list[str]] | None = None,
+    feature_sets: list[str] | None = None,
     benchmarks: list[str] | None = None,
-    storage_options: dict | None = None,
+    storage_options: dict[str, Any] | None = None,
     force: bool = False,
-    cluster: dict | None = None,
+    cluster: ClusterSettings | None = None,
 ) -> dict[str, Any]:
     """Score feature sets on benchmarks; records land in the lake's ``scores/``.
 
-    Parameters
-    ----------
-    lake_url : str
-        The lake (local path, ``s3://...``).
-    feature_sets : list of [model, layer], optional
-        Default: every feature set in the lake.
-    benchmarks : list of str, optional
-        Identifiers or keys; default the 20 headline benchmarks.
-    storage_options : dict, optional
-        fsspec options of the lake.
-    force : bool
-        Recompute units that already have a valid record.
-    cluster : dict, optional
-        Where the tasks run (see :mod:`flows.cluster`); default a local cluster.
+    Every input is checked before any cluster starts; a bad one fails the run with one line.
 
-    Returns
-    -------
-    dict
-        ``units``, ``computed``, ``skipped`` counts and one summary row per score.
+    Args:
+        lake_url: The lake: a local path or s3://bucket/prefix.
+        feature_sets: Feature sets as "model/layer" (or "model" for every layer of it); default every feature set in the lake.
+        benchmarks: Benchmark identifiers or keys, e.g. LAION_fMRI.V1-tau-ridgecv; default the 20 headline benchmarks.
+        storage_options: fsspec options of the lake without credentials (e.g. endpoint_url, profile); workers read credentials from their environment.
+        force: Recompute units that already have a current record.
+        cluster: Where the Dask tasks run; default DASK_SCHEDULER_ADDRESS, else a local cluster.
+
+    Returns:
+        ``units``, ``computed``, ``skipped``, ``failed`` counts, one summary row per score, ``seconds``.
     """
-    if feature_sets is None:
-        feature_sets = lake_feature_sets(lake_url, storage_options)
-    return run_on_cluster(lake_url, storage_options, feature_sets, benchmarks, force, cluster)
+    work, settings = check_request(lake_url, feature_sets, benchmarks, storage_options, cluster)
+    return run_plan(work, force, settings)
