@@ -14,8 +14,9 @@ For Dask users who do not run Prefect::
 name is one ``ValueError`` line before anything is submitted. Each work unit is one Dask task keyed
 ``unit-<model>-<layer>-<subject>-<pool>-<split>`` (so the dashboard says what runs); each aggregate
 is one task keyed ``aggregate-<model>-<layer>-<benchmark>`` that depends on its units only, so it
-runs as soon as they are done (a key is the unit's identity: while a client holds the futures of a
-plan, submitting it again returns the held results; release them first). Tasks pass the lake URL and keys, never arrays; records land in the
+runs as soon as they are done. Each :func:`submit` call ends its keys in one 8-hex token of its own
+(``...-split-1f2e3d4c``; Dask's task groups ignore it), so that submitting a plan again, ``force``
+or not, never meets the results of an earlier submission still held on the scheduler. Tasks pass the lake URL and keys, never arrays; records land in the
 lake exactly as the Prefect flows write them. A unit that fails on bad data is not retried (it
 returns its error, see :class:`UnitFailure`); other errors are retried ``retries`` times by Dask.
 :func:`gather` raises :class:`UnitsFailedError`, naming every failed unit, after every unit ran.
@@ -185,14 +186,17 @@ class Submitted:
 
 def submit(client: Any, plan: Plan, force: bool = False, retries: int = UNIT_RETRIES) -> Submitted:
     """Submit every unit and aggregate of ``plan`` to ``client`` (a ``distributed.Client``)."""
+    import uuid
+
     url, options = plan.request.lake_url, plan.storage_options
+    token = uuid.uuid4().hex[:8]
     units = {
-        key: client.submit(run_unit, url, options, key, benchmarks, force, key=unit_task_key(key), retries=retries, pure=False)
+        key: client.submit(run_unit, url, options, key, benchmarks, force, key=f"{unit_task_key(key)}-{token}", retries=retries, pure=False)
         for key, benchmarks in plan.units
     }
     aggregates = {
         aggregate: client.submit(run_aggregate, url, options, aggregate, *[units[k] for k in plan.units_of(aggregate)],
-                                 key=aggregate_task_key(*aggregate), retries=retries, pure=False)  # fmt: skip
+                                 key=f"{aggregate_task_key(*aggregate)}-{token}", retries=retries, pure=False)  # fmt: skip
         for aggregate in plan.aggregates
     }
     return Submitted(plan, units, aggregates)
