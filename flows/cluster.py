@@ -33,7 +33,7 @@ from prefect_dask.task_runners import PrefectDaskFuture
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from laion_lake.dask import DEFAULT_MEMORY_LIMIT, DEFAULT_WORKERS, aggregate_task_key, local_cluster, scheduler_address, unit_task_key
-from laion_lake.preflight import PreflightError, parse_memory_limit
+from laion_lake.preflight import PreflightError, is_deterministic, parse_memory_limit
 
 # Prefect reads PREFECT_LOGGING_<path in its logging.yml> overrides when it configures logging,
 # in every process (the Dask workers included)
@@ -74,6 +74,19 @@ class ClusterSettings(BaseModel):
     @property
     def is_local(self) -> bool:
         return not self.address and self.cluster_class in LOCAL_CLASSES
+
+
+def transient_only(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry a failed task run unless its error is deterministic (bad data).
+
+    It lives here, in an importable module, because Dask workers unpickle it by reference: a
+    deployment loads ``flows/score.py`` as a script module the workers cannot import.
+    """
+    try:
+        state.result()
+    except Exception as error:
+        return not is_deterministic(error)
+    return True
 
 
 def cluster_settings(value: ClusterSettings | Mapping[str, Any] | None) -> ClusterSettings:

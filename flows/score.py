@@ -28,9 +28,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
-from flows.cluster import ClusterSettings, api_for_workers, check_reachable, cluster_address, cluster_settings, drain_workers, quiet_logs, task_runner
+from flows.cluster import ClusterSettings, api_for_workers, check_reachable, transient_only, cluster_address, cluster_settings, drain_workers, quiet_logs, task_runner
 from laion_lake.dask import Plan, UnitFailure, UnitProgress, UnitsFailedError, done_units, one_line, plan
-from laion_lake.preflight import is_deterministic, public_storage_options, require_no_credentials
+from laion_lake.preflight import public_storage_options, require_no_credentials
 from laion_lake.scoring.runner import aggregate_by_key, run_unit_by_key
 from laion_lake.scoring.table import leaderboard_text
 
@@ -39,15 +39,6 @@ RETRIES, RETRY_DELAY_SECONDS = 2, 2
 SHOW_PROGRESS = False
 TABLE_ARTIFACT, SUMMARY_ARTIFACT = "laion-lake-scores", "laion-lake-summary"
 SCORE_COLUMNS = ("model", "layer", "benchmark", "value", "error", "raw", "ceiling")
-
-
-def transient_only(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry a failed task run unless its error is deterministic."""
-    try:
-        state.result()
-    except Exception as error:
-        return not is_deterministic(error)
-    return True
 
 
 TASK_OPTIONS = {"retries": RETRIES, "retry_delay_seconds": RETRY_DELAY_SECONDS, "retry_condition_fn": transient_only,

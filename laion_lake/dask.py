@@ -103,7 +103,9 @@ def aggregate_task_key(model: str, layer: str, benchmark_key: str) -> str:
 def one_line(error: BaseException) -> str:
     """``TypeName: first line of the message``: what a summary shows of an error."""
     text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    line = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    cause = error.__cause__ or error.__context__
+    return f"{line} (from {one_line(cause)})" if cause is not None and cause is not error else line
 
 
 def plan(
