@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.cluster import ClusterSettings
-from flows.score import check_request, run_plan
+from flows.run import check_request, run_plan
 from laion_lake.scoring.table import leaderboard_text as summary_table
 
 

@@ -161,12 +161,13 @@ def _run_score(args: argparse.Namespace, feature_sets: list[str] | None, benchma
     done = set() if args.force else done_units(work)
     if len(done) == len(work.units):
         return _aggregate_here(work)
+    import flows.run
     import flows.score
     from flows.cluster import prestart
 
     # the local cluster starts (and its workers import what units need) while Prefect's server starts
     prestart(settings)
-    flows.score.SHOW_PROGRESS = True
+    flows.run.SHOW_PROGRESS = True
     _quiet_flow_failures()
     return flows.score.score_flow(request.lake_url, request.feature_set_names, list(request.benchmarks), args.storage_options, args.force, settings)
 

@@ -133,7 +133,7 @@ def test_transient_errors_are_retried_and_bad_data_is_not(lake_url: str, monkeyp
 
     from prefect import flow
 
-    import flows.score as score_module
+    import flows.run as score_module
 
     calls: Counter[str] = Counter()
 
