@@ -1,13 +1,16 @@
-"""The ``ingest`` flow: the LAION-fMRI release (SPEC section 5) into the lake, one Dask task per subject.
+"""The ``ingest`` flow: the LAION-fMRI release (docs/release-format.md) into the lake, one Dask task per subject.
 
 1. one task per subject, side by side on the cluster: :func:`laion_lake.ingest.ingest_subject`
    with ``register=False`` writes that subject's store (streamed session by session, resumable)
    but leaves the manifest alone, because the manifest is one JSON document rewritten whole and
    parallel subjects would overwrite each other's entries;
 2. one task: :func:`laion_lake.ingest.finalize_ingest` lists the subjects in the manifest and
-   rebuilds what spans subjects (the stimulus table, the published splits);
-3. with ``verify``, one task per subject: :func:`laion_lake.ingest.verify_release` compares the
-   stored values (and the rebuilt repeat counts) with the source, bit for bit.
+   rebuilds what spans subjects (the stimulus table, the published splits shipped with laion-lake);
+3. with ``verify``, one task per subject: :func:`laion_lake.ingest.verify_release` checks the
+   stored values (and the rebuilt repeat counts) against the source, independently of the ingest code.
+
+The source is a local folder every worker can read or a bucket (``s3://BUCKET/PREFIX``): each
+subject task streams its own files from there, nothing is copied first.
 
 The same steps as :func:`laion_lake.ingest.ingest_release`, which runs them one after the other.
 """
@@ -27,20 +30,25 @@ RETRIES, RETRY_DELAY_SECONDS = 2, 5
 
 
 @task(name="release-subjects")
-def release_subjects(src: str) -> list[str]:
+def release_subjects(src: str, source_storage_options: dict | None = None) -> list[str]:
     from laion_lake.ingest import ReleaseLayout
 
-    return ReleaseLayout(Path(src).expanduser()).subjects()
+    return ReleaseLayout(src, source_storage_options).subjects()
 
 
 # ingestion imports nibabel (the ``ingest`` extra) only inside the tasks: scoring does not need it
 @task(name="ingest-subject", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS, task_run_name="ingest {subject}")
-def ingest_one_subject(src: str, lake_url: str, subject: str, storage_options: dict | None, scope: str, overwrite: bool) -> dict[str, Any]:
+def ingest_one_subject(
+    src: str, lake_url: str, subject: str, storage_options: dict | None, scope: str, overwrite: bool, source_storage_options: dict | None = None
+) -> dict[str, Any]:
     from laion_lake.ingest import ingest_subject
 
     # a retry resumes: sessions already in the incomplete store are skipped
     with dask.config.set(LOCAL_DASK):
-        report = ingest_subject(src, lake_url, subject, storage_options, scope=scope, overwrite=overwrite, verify=False, register=False)
+        report = ingest_subject(
+            src, lake_url, subject, storage_options, scope=scope, overwrite=overwrite, verify=False, register=False,
+            source_storage_options=source_storage_options,
+        )  # fmt: skip
     return report.to_dict()
 
 
@@ -53,23 +61,27 @@ def finalize(lake_url: str, storage_options: dict | None, subjects: list[str], s
 
 
 @task(name="verify-subject", task_run_name="verify {subject}")
-def verify_one_subject(src: str, lake_url: str, subject: str, storage_options: dict | None) -> list[str]:
+def verify_one_subject(src: str, lake_url: str, subject: str, storage_options: dict | None, source_storage_options: dict | None = None) -> list[str]:
     from laion_lake.ingest import verify_release
 
     # lake reads inside a task use a local thread pool: through the cluster they would deadlock it
     with dask.config.set(LOCAL_DASK):
-        return verify_release(src, lake_url, storage_options, subjects=[subject])
+        return verify_release(src, lake_url, storage_options, subjects=[subject], source_storage_options=source_storage_options)
 
 
 @flow(name="laion-lake-ingest-subjects")
-def _ingest_on_cluster(src: str, lake_url: str, subjects: list[str], storage_options: dict | None, scope: str, overwrite: bool) -> dict[str, Any]:
-    runs = [ingest_one_subject.submit(src, lake_url, s, storage_options, scope, overwrite) for s in subjects]
+def _ingest_on_cluster(
+    src: str, lake_url: str, subjects: list[str], storage_options: dict | None, scope: str, overwrite: bool, source_storage_options: dict | None = None
+) -> dict[str, Any]:
+    runs = [ingest_one_subject.submit(src, lake_url, s, storage_options, scope, overwrite, source_storage_options) for s in subjects]
     return {subject: run.result() for subject, run in zip(subjects, runs)}
 
 
 @flow(name="laion-lake-verify-subjects")
-def _verify_on_cluster(src: str, lake_url: str, subjects: list[str], storage_options: dict | None) -> dict[str, list[str]]:
-    runs = [verify_one_subject.submit(src, lake_url, s, storage_options) for s in subjects]
+def _verify_on_cluster(
+    src: str, lake_url: str, subjects: list[str], storage_options: dict | None, source_storage_options: dict | None = None
+) -> dict[str, list[str]]:
+    runs = [verify_one_subject.submit(src, lake_url, s, storage_options, source_storage_options) for s in subjects]
     return {subject: run.result() for subject, run in zip(subjects, runs)}
 
 
@@ -84,13 +96,15 @@ def ingest_flow(
     verify: bool = False,
     cluster: dict | None = None,
     splits_dir: str | None = None,
+    source_storage_options: dict | None = None,
 ) -> dict[str, Any]:
     """Ingest a LAION-fMRI release into the lake, one Dask task per subject.
 
     Parameters
     ----------
     src : str
-        Release root (holds ``derivatives/``), a local folder every Dask worker can read.
+        Release root (holds ``derivatives/``; see docs/release-format.md): a local folder every
+        Dask worker can read, or a bucket such as ``s3://BUCKET/PREFIX``.
     lake_url : str
         The lake (local path, ``s3://...``); created if absent.
     subjects : list of str, optional
@@ -102,11 +116,14 @@ def ingest_flow(
     overwrite : bool
         Rewrite complete subject stores (otherwise they are skipped, and interrupted ones resume).
     verify : bool
-        After ingesting, compare every stored value with the source, bit for bit.
+        After ingesting, check the lake against the source independently of the ingest code.
     cluster : dict, optional
         Where the subject tasks run (see :mod:`flows.cluster`); default a local cluster.
     splits_dir : str, optional
-        Published split JSONs (``<pool>/<name>.json``); default ``src/splits`` when it exists.
+        Split JSONs (``<pool>/<name>.json``) to write instead of the published ones shipped with
+        laion-lake (the default).
+    source_storage_options : dict, optional
+        fsspec options of ``src``, e.g. ``{"anon": True}`` for the public bucket.
 
     Returns
     -------
@@ -115,18 +132,22 @@ def ingest_flow(
         subjects, n_stimuli, pools) and ``differences`` (subject -> differences, with ``verify``).
     """
     quiet_logs()
+    if "://" not in src:  # workers may run elsewhere: give them an absolute path
+        src = str(Path(src).expanduser().resolve())
     if subjects is None:
-        subjects = release_subjects(src)
-    if splits_dir is None and (Path(src).expanduser() / "splits").is_dir():
-        splits_dir = str(Path(src).expanduser() / "splits")
+        subjects = release_subjects(src, source_storage_options)
     runner = task_runner(cluster)
     with api_for_workers():
-        reports = _ingest_on_cluster.with_options(task_runner=runner)(src, lake_url, list(subjects), storage_options, scope, overwrite)
+        reports = _ingest_on_cluster.with_options(task_runner=runner)(
+            src, lake_url, list(subjects), storage_options, scope, overwrite, source_storage_options
+        )  # fmt: skip
     summary = finalize(lake_url, storage_options, list(subjects), splits_dir)
     differences = None
     if verify:
         with api_for_workers():
-            differences = _verify_on_cluster.with_options(task_runner=task_runner(cluster))(src, lake_url, list(subjects), storage_options)
+            differences = _verify_on_cluster.with_options(task_runner=task_runner(cluster))(
+                src, lake_url, list(subjects), storage_options, source_storage_options
+            )  # fmt: skip
     get_run_logger().info(
         "ingested %d subject(s) into %s: %d stimuli, pools %s%s",
         len(reports), lake_url, summary["n_stimuli"], summary["pools"],

@@ -20,6 +20,7 @@ _EXPORTS = {
     "load_benchmark": "laion_lake.benchmarks",
     "score": "laion_lake.scoring.api",
     "score_many": "laion_lake.scoring.api",
+    "compare": "laion_lake.scoring.compare",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

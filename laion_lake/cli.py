@@ -71,22 +71,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from laion_lake.lake import open_lake
+    from laion_lake.lake.cli import validate_lines
 
-    lake = open_lake(args.lake, args.storage_options)
-    problems = 0
-    checks: list[tuple[str, Callable[[], Any]]] = [("stimuli", lambda: lake.stimuli)]
-    if lake.pools:
-        checks.append(("splits", lambda: lake.split_names(lake.pools[0])))
-    checks += [(f"subject {s}", lambda s=s: lake.subject(s)) for s in lake.subjects]
-    checks += [(f"features {m}/{l}", lambda m=m, l=l: lake.features(m, l)) for m, l in lake.feature_sets]
-    for label, check in checks:
-        try:
-            check()
-            print(f"ok      {label}")
-        except Exception as error:  # report every store, then fail
-            problems += 1
-            print(f"INVALID {label}: {error}")
-    print(f"{len(checks) - problems} of {len(checks)} stores valid")
+    lines, problems = validate_lines(open_lake(args.lake, args.storage_options), deep=args.deep)
+    print("\n".join(lines))
     return EXIT_OK if problems == 0 else EXIT_USAGE
 
 
@@ -230,12 +218,17 @@ def cmd_scores(args: argparse.Namespace) -> int:
     from laion_lake.lake import open_lake
     from laion_lake.scoring.records import load_scores
 
+    from laion_lake.benchmarks import canonical_identifier
+
     lake = open_lake(args.lake, args.storage_options)
     every = load_scores(lake)
+    if every.stale:
+        print(f"{every.stale} stale score record(s) left out (computed from inputs the lake has since replaced)", file=sys.stderr)
     if not every:
         print("no scores recorded yet; run `laion-lake score` first")
         return EXIT_OK
-    scores = load_scores(lake, args.model, args.layer, args.benchmark)
+    benchmark = canonical_identifier(args.benchmark) if args.benchmark else None  # Zerbe2026_fmri.* finds LAION_fMRI.* records
+    scores = load_scores(lake, args.model, args.layer, benchmark)
     if not scores:
         raise ValueError(f"no score records match {_filters(args)}; {_recorded(every)}")
     rows = [
@@ -277,7 +270,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     lake = make_lake(args.lake, scale=args.scale, seed=0, overwrite=True)
     print(f"    done in {time.perf_counter() - started:.1f} s\n")
     print(describe_lake(lake))
-    print("\n2/2 scoring every model on the 20 headline benchmarks: Prefect flow, local Dask cluster (2 workers) ...")
+    print("\n2/2 scoring every model on the 24 leaderboard benchmarks: Prefect flow, local Dask cluster (2 workers) ...")
     args.lake, args.storage_options, args.force = lake.url, None, False
     _print_run(_run_score(args, None, None), started)
     print(DEMO_LEGEND)
@@ -313,12 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_lake_argument(ls)
     ls.set_defaults(run=cmd_ls)
 
-    validate = commands.add_parser("validate", help="open every store and check it against its schema")
+    validate = commands.add_parser("validate", help="open every store and check it against its schema (--deep: read every chunk, recompute checksums)")
     add_lake_argument(validate)
+    validate.add_argument("--deep", action="store_true", help="read every chunk and recompute every store's content checksum; name each damaged store, variable and chunk")
     validate.set_defaults(run=cmd_validate)
 
     def add_run_options(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--benchmark", action="append", help="benchmark id or key (repeatable); default the 20 headline ids")
+        parser.add_argument("--benchmark", action="append", help="benchmark id or key (repeatable); default the 24 leaderboard ids "
+                            "(Zerbe2026_fmri.* and Zerbe2026_fmri_persubject.* are aliases of LAION_fMRI.* and LAION_fMRI_persubject.*)")
         parser.add_argument("--force", action="store_true", help="recompute units that already have a record")
         parser.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
         parser.add_argument("--workers", type=int, help="worker processes of the local cluster, >= 1 (default 2)")
@@ -351,11 +346,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     from laion_lake.features.cli import add_commands as add_feature_commands
     from laion_lake.ingest.cli import add_commands as add_ingest_commands
+    from laion_lake.lake.cli import add_commands as add_lake_commands
+    from laion_lake.maps.cli import add_commands as add_maps_commands
     from laion_lake.report.cli import add_commands as add_report_commands
+    from laion_lake.scoring.compare_cli import add_commands as add_compare_commands
+    from laion_lake.models.cli import add_commands as add_model_commands
 
     add_feature_commands(commands)
     add_ingest_commands(commands)
+    add_lake_commands(commands)
     add_report_commands(commands)
+    add_compare_commands(commands)
+    add_maps_commands(commands)
+    add_model_commands(commands)
 
     demo = commands.add_parser("demo", help="the main job on the embedded default: build a small lake, score it, print a leaderboard")
     demo.add_argument("--lake", default="./lake", help="where to build the demo lake (default ./lake)")

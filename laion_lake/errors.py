@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from difflib import get_close_matches
 
+from storage_schemas.names import InvalidNameError  # noqa: F401  (re-exported: a name breaking the naming rule)
+
 # how many offending ids a message lists before "... and N more"
 SHOWN_IDS = 5
 
@@ -62,3 +64,15 @@ class IncompleteStoreError(LakeError):
 
 class StoreExistsError(LakeError, FileExistsError):
     """A write would replace a complete store; pass ``overwrite=True`` to replace it."""
+
+
+class LakeConflictError(LakeError):
+    """A write met other writers of the same data too often, or a tag already exists."""
+
+
+class LakeStorageError(LakeError):
+    """The lake's storage refused or failed an operation (credentials, endpoint, disk); nothing was committed."""
+
+
+class NonFiniteDataError(LakeError, ValueError):
+    """Activations or betas hold NaN or infinity; the message names the store, first ids and columns."""

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from laion_lake.published_splits import published_splits_dir
+
 # Prefect and AWS settings for every test process: a private Prefect home, no analytics, no real AWS
 _PREFECT_HOME = tempfile.mkdtemp(prefix="laion-lake-prefect-")
 os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
@@ -19,7 +21,9 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-SHARED_SPLITS = Path(__file__).resolve().parents[1].parent / "shared" / "laion_fmri_splits"
+# the published split JSONs, shipped with the package (never read from outside the repository)
+PUBLISHED_SPLITS = published_splits_dir()
+SHARED_SPLITS = PUBLISHED_SPLITS  # the name older tests import
 
 
 @pytest.fixture(scope="session")

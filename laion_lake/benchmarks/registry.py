@@ -20,7 +20,7 @@ from laion_lake.benchmarks.spec import (
     unknown,
     with_close_identifiers,
 )
-from laion_lake.benchmarks.vocabulary import RDM_PEARSON, RIDGECV
+from laion_lake.benchmarks.vocabulary import CKA, FAMILY_ALIASES, RDM_PEARSON, RIDGECV
 
 HEADLINE_REGIONS = ("V1", "V2", "V4", "IT")
 
@@ -29,11 +29,16 @@ HEADLINE_TABLE: tuple[tuple[str, tuple[str, ...], tuple[str | None, ...], str], 
     ("LAION_fMRI", HEADLINE_REGIONS, ("tau", "ood"), RIDGECV),
     ("LAION_fMRI_persubject", HEADLINE_REGIONS, ("tau", "ood"), RIDGECV),
     ("LAION_fMRI", HEADLINE_REGIONS, (None,), RDM_PEARSON),
+    ("LAION_fMRI", HEADLINE_REGIONS, (None,), CKA),
 )
 
 
 def list_benchmarks() -> list[str]:
-    """The 20 headline identifiers, in SPEC order (family, then region, then split).
+    """The 24 leaderboard identifiers, once each, in SPEC order (family, then region, then split).
+
+    Canonical spellings (``LAION_fMRI``, ``LAION_fMRI_persubject``); Brain-Score's names
+    ``Zerbe2026_fmri`` and ``Zerbe2026_fmri_persubject`` load the very same specs (see
+    :func:`alias_table`).
 
     Non-headline benchmarks (metric ``ridge``, ``ood_<category>``, ``cluster_k5``, ``random_k``,
     V3, IT_full, other settings) are not listed but load through :func:`load_benchmark`;
@@ -45,6 +50,17 @@ def list_benchmarks() -> list[str]:
         for region in regions
         for split in splits
     ]
+
+
+def alias_table() -> list[tuple[str, str]]:
+    """(alias, canonical) family spellings, from the one table ``FAMILY_ALIASES``."""
+    return list(FAMILY_ALIASES.items())
+
+
+def aliases_text() -> str:
+    """One line for ``--help``, the report and the docs: which spellings mean the same benchmarks."""
+    pairs = ", ".join(f"{alias}.* = {canonical}.*" for alias, canonical in alias_table())
+    return f"Brain-Score's family names are aliases: {pairs} (same benchmarks, same keys, same records)"
 
 
 def is_headline(spec: BenchmarkSpec) -> bool:

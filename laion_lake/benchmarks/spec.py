@@ -17,12 +17,14 @@ from typing import Any
 from laion_lake.benchmarks.vocabulary import (
     BIBTEX,
     CITATION,
+    CKA,
     CLUSTER_PREFIX,
     CONVENTIONS,
     DEFAULT_ALPHAS,
     DEFAULT_CONVENTION,
     DEFAULT_NC_COORD,
     DEFAULT_NC_THRESHOLD,
+    FAMILY_ALIASES,
     FAMILY_POOLS,
     FIRST_VERSION,
     METRICS,
@@ -33,6 +35,7 @@ from laion_lake.benchmarks.vocabulary import (
     REGIONS,
     REGRESSION_METRICS,
     RIDGE,
+    SHARED_IMAGE_METRICS,
     SHARED_POOL,
     SPLIT_FOLDS,
     SPLITS,
@@ -85,8 +88,35 @@ def format_identifier(family: str, region: str, split: str | None, metric: str) 
     return f"{family}.{middle}"
 
 
+def canonical_family(family: str) -> str:
+    """The family a spelling stands for: ``Zerbe2026_fmri`` -> ``LAION_fMRI``; other names unchanged."""
+    return FAMILY_ALIASES.get(family, family)
+
+
+def family_aliases(family: str) -> tuple[str, ...]:
+    """Every other spelling of a canonical family (``LAION_fMRI`` -> ``("Zerbe2026_fmri",)``)."""
+    return tuple(alias for alias, canonical in FAMILY_ALIASES.items() if canonical == family)
+
+
+def canonical_identifier(identifier: str) -> str:
+    """An identifier or key with its family spelled canonically (``Zerbe2026_fmri.V1-cka`` -> ``LAION_fMRI.V1-cka``);
+    nothing else is checked, so a stored key this version no longer defines passes through."""
+    family, dot, rest = identifier.partition(".")
+    return f"{canonical_family(family)}{dot}{rest}"
+
+
+def identifier_aliases(identifier: str) -> tuple[str, ...]:
+    """The other spellings of a canonical identifier (or key), e.g.
+    ``LAION_fMRI.V1-cka`` -> ``("Zerbe2026_fmri.V1-cka",)``."""
+    family, dot, rest = identifier.partition(".")
+    return tuple(f"{alias}{dot}{rest}" for alias in family_aliases(canonical_family(family)))
+
+
 def parse_identifier(identifier: str) -> tuple[str, str, str | None, str]:
-    """(family, region, split, metric) of an identifier; the split is None for rdm.
+    """(family, region, split, metric) of an identifier; the split is None for rdm and cka.
+
+    The family comes back canonical: ``Zerbe2026_fmri.V1-tau-ridgecv`` parses as
+    ``("LAION_fMRI", "V1", "tau", "ridgecv")``.
 
     Region names hold no hyphen but OOD categories do (``ood_illusion-classic``), so the region is
     read from the front and the metric from the known suffixes; the split is what lies between.
@@ -105,8 +135,9 @@ def parse_identifier(identifier: str) -> tuple[str, str, str | None, str]:
             identifier,
         )
     try:
+        family = canonical_family(family)
         if family not in FAMILY_POOLS:
-            raise unknown("benchmark family", family, FAMILY_POOLS, where=identifier)
+            raise unknown("benchmark family", family, (*FAMILY_POOLS, *FAMILY_ALIASES), where=identifier)
         region, _, rest = rest.partition("-")
         if region not in REGION_COMPONENTS:
             raise unknown("region", region, REGIONS, where=identifier)
@@ -128,7 +159,7 @@ def valid_identifiers() -> tuple[str, ...]:
         for region in REGIONS:
             ids += [format_identifier(family, region, split, metric) for split in SPLITS for metric in REGRESSION_METRICS]
             if pool == SHARED_POOL:
-                ids.append(format_identifier(family, region, None, RDM_PEARSON))
+                ids += [format_identifier(family, region, None, metric) for metric in SHARED_IMAGE_METRICS]
     return tuple(ids)
 
 
@@ -155,14 +186,15 @@ class BenchmarkSpec:
     Attributes
     ----------
     family : str
-        ``"LAION_fMRI"`` (shared pool) or ``"LAION_fMRI_persubject"`` (each subject's own pool).
+        ``"LAION_fMRI"`` (shared pool) or ``"LAION_fMRI_persubject"`` (each subject's own pool);
+        an alias (``Zerbe2026_fmri``, ``Zerbe2026_fmri_persubject``) is stored as its canonical name.
     region : str
         A key of ``REGION_COMPONENTS`` (V1, V2, V3, V4, IT, IT_full).
     split : str or None
         ``tau``, ``ood``, ``ood_<category>``, ``random_k``, ``cluster_k5`` (5 folds) or a single
-        ``cluster_k5_k``; None for ``rdm-pearson``.
+        ``cluster_k5_k``; None for ``rdm-pearson`` and ``cka``.
     metric : str
-        ``ridgecv``, ``ridge`` or ``rdm-pearson``.
+        ``ridgecv``, ``ridge``, ``rdm-pearson`` or ``cka``.
     convention : str
         Ceiling convention, ``brainscore`` or ``nsd`` (SPEC 3.2).
     nc_threshold : float or None
@@ -173,7 +205,7 @@ class BenchmarkSpec:
         Subjects scored; each is scored alone and the scores are averaged.
     alphas : tuple of float
         Ridge penalties: the candidates of ``ridgecv``, the single fixed alpha of ``ridge``,
-        empty for ``rdm-pearson``.
+        empty for ``rdm-pearson`` and ``cka``.
     version : int
         Bumped when the benchmark's definition changes; recorded with every score.
     citation : str
@@ -193,6 +225,7 @@ class BenchmarkSpec:
     citation: str = CITATION
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "family", canonical_family(self.family))
         where = format_identifier(self.family, self.region, self.split, self.metric)
         if self.family not in FAMILY_POOLS:
             raise unknown("benchmark family", self.family, FAMILY_POOLS, where=where)
@@ -200,16 +233,16 @@ class BenchmarkSpec:
             raise unknown("region", self.region, REGIONS, where=where)
         if self.metric not in METRICS:
             raise unknown("metric", self.metric, METRICS, where=where)
-        if self.metric == RDM_PEARSON:
+        if self.metric in SHARED_IMAGE_METRICS:
             if self.split is not None:
                 raise UnknownBenchmarkError(
-                    f"{RDM_PEARSON} takes no split (it uses every shared non-OOD image): got {self.split!r} in {where!r}; "
-                    f"use {format_identifier('LAION_fMRI', self.region, None, RDM_PEARSON)!r}"
+                    f"{self.metric} takes no split (it uses every shared non-OOD image): got {self.split!r} in {where!r}; "
+                    f"use {format_identifier('LAION_fMRI', self.region, None, self.metric)!r}"
                 )
             if FAMILY_POOLS[self.family] != SHARED_POOL:
                 raise UnknownBenchmarkError(
-                    f"{RDM_PEARSON} is defined on the shared pool only, not for {self.family!r}; "
-                    f"use {format_identifier('LAION_fMRI', self.region, None, RDM_PEARSON)!r}"
+                    f"{self.metric} is defined on the shared pool only, not for {self.family!r}; "
+                    f"use {format_identifier('LAION_fMRI', self.region, None, self.metric)!r}"
                 )
         elif self.split is None:
             raise UnknownBenchmarkError(f"{self.metric} needs a split in {where!r}: valid splits: {', '.join(SPLITS)}")
@@ -248,9 +281,9 @@ class BenchmarkSpec:
         if alphas is None:
             return DEFAULT_ALPHAS[self.metric]
         values = tuple(sorted({float(a) for a in alphas}))
-        if self.metric == RDM_PEARSON:
+        if self.metric in SHARED_IMAGE_METRICS:
             if values:
-                raise ValueError(f"{RDM_PEARSON} fits nothing and takes no alphas ({where!r})")
+                raise ValueError(f"{self.metric} fits nothing and takes no alphas ({where!r})")
             return values
         if not values or not all(math.isfinite(a) and a > 0 for a in values):
             raise ValueError(f"alphas must be finite and > 0, at least one, got {alphas!r} for {where!r}")
@@ -267,8 +300,13 @@ class BenchmarkSpec:
 
     @property
     def kind(self) -> str:
-        """``"regression"`` or ``"rdm"``."""
-        return "rdm" if self.metric == RDM_PEARSON else "regression"
+        """``"regression"``, ``"rdm"`` or ``"cka"``."""
+        return {RDM_PEARSON: "rdm", CKA: "cka"}.get(self.metric, "regression")
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Other spellings of :attr:`identifier` that load this same spec (``Zerbe2026_fmri.*``)."""
+        return identifier_aliases(self.identifier)
 
     @property
     def components(self) -> tuple[str, ...]:

@@ -13,6 +13,11 @@ from types import MappingProxyType
 FAMILY_POOLS = MappingProxyType({"LAION_fMRI": "shared", "LAION_fMRI_persubject": "subject"})
 SHARED_POOL = "shared"
 
+# the one table of family spellings: alias -> canonical family. Brain-Score renamed the families
+# (SPEC 3); an alias resolves to the very same BenchmarkSpec (same key, so the same score records),
+# and the canonical spelling stays the one records, reports and ``list_benchmarks()`` use.
+FAMILY_ALIASES = MappingProxyType({"Zerbe2026_fmri": "LAION_fMRI", "Zerbe2026_fmri_persubject": "LAION_fMRI_persubject"})
+
 # region -> the stored regions (voxel sets in a subject assembly) it is the union of;
 # derived regions are concatenations, never stored, so the lake keeps one copy of each voxel
 REGION_COMPONENTS = MappingProxyType(
@@ -67,12 +72,15 @@ SPLITS = tuple(SPLIT_FOLDS)
 RIDGECV = "ridgecv"
 RIDGE = "ridge"
 RDM_PEARSON = "rdm-pearson"
+CKA = "cka"
 REGRESSION_METRICS = (RIDGECV, RIDGE)
-METRICS = REGRESSION_METRICS + (RDM_PEARSON,)
+# metrics without a split or a fit: every shared non-OOD image, one subject at a time (SPEC 3.3, 3.4)
+SHARED_IMAGE_METRICS = (RDM_PEARSON, CKA)
+METRICS = REGRESSION_METRICS + SHARED_IMAGE_METRICS
 
 # the 21 candidate alphas 10**k, k = -10..10 (SPEC 3.1); ridge uses a fixed alpha of 1
 RIDGECV_ALPHAS = tuple(10.0**k for k in range(-10, 11))
-DEFAULT_ALPHAS = MappingProxyType({RIDGECV: RIDGECV_ALPHAS, RIDGE: (1.0,), RDM_PEARSON: ()})
+DEFAULT_ALPHAS = MappingProxyType({RIDGECV: RIDGECV_ALPHAS, RIDGE: (1.0,), RDM_PEARSON: (), CKA: ()})
 
 CONVENTIONS = ("brainscore", "nsd")
 NC_COORDS = ("nc_4rep", "nc_12rep", "nc_allrep")

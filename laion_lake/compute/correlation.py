@@ -50,6 +50,12 @@ def pearson_r_per_column(predictions: np.ndarray, targets: np.ndarray) -> np.nda
     return np.clip(r, -1.0, 1.0)
 
 
+def _power_of_two_at_least(values: np.ndarray) -> np.ndarray:
+    """The smallest power of two >= each value (1 for 0), so that dividing by it is exact."""
+    _, exponents = np.frexp(values)
+    return np.where(values > 0, np.ldexp(1.0, exponents), 1.0)
+
+
 def representational_dissimilarity_matrix(
     patterns: Any, unit_chunk_size: int = DEFAULT_UNIT_CHUNK_SIZE
 ) -> np.ndarray:
@@ -73,19 +79,28 @@ def representational_dissimilarity_matrix(
     if n_units < 2:
         raise ValueError(f"need at least 2 units to correlate patterns, got {n_units}")
 
+    # Correlation is invariant to each pattern's offset and scale, so each row is divided by its
+    # largest magnitude (a power of two: exact) before any product: patterns at 1e200 or 1e-300 give
+    # the same RDM as at 1 instead of inf or 0. The row sums are kept in units of the running
+    # maximum, so one pass finds both.
     row_sums = np.zeros(n_stimuli)
+    row_scales = np.zeros(n_stimuli)
     constant = np.ones(n_stimuli, dtype=bool)
     first_values = np.asarray(patterns[:, 0:1], dtype=np.float64)[:, 0]
     for start in range(0, n_units, unit_chunk_size):
         chunk = np.asarray(patterns[:, start : start + unit_chunk_size], dtype=np.float64)
-        row_sums += chunk.sum(axis=1)
         constant &= np.all(chunk == first_values[:, None], axis=1)
+        scales = np.maximum(row_scales, _power_of_two_at_least(np.abs(chunk).max(axis=1)))
+        with np.errstate(invalid="ignore"):
+            row_sums *= np.where(row_scales > 0, row_scales / scales, 0.0)
+        row_sums += (chunk / scales[:, None]).sum(axis=1)
+        row_scales = scales
     row_means = row_sums / n_units
 
     gram = np.zeros((n_stimuli, n_stimuli), order="F")
     for start in range(0, n_units, unit_chunk_size):
         chunk = np.asarray(patterns[:, start : start + unit_chunk_size], dtype=np.float64)
-        chunk = chunk - row_means[:, None]
+        chunk = chunk / row_scales[:, None] - row_means[:, None]
         gram = blas.dsyrk(1.0, np.ascontiguousarray(chunk).T, beta=1.0, c=gram, trans=1, overwrite_c=1)
     upper = np.triu_indices(n_stimuli, k=1)
     gram.T[upper] = gram[upper]  # dsyrk filled the upper triangle

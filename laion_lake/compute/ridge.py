@@ -92,6 +92,10 @@ class CenteredKernelEigendecomposition:
         """Shortcut for :func:`solve_kernel_ridge_cv_eigen` on this decomposition."""
         return solve_kernel_ridge_cv_eigen(self, Y_train, **options)
 
+    def ridgecv_many(self, targets: Any, alphas: np.ndarray = DEFAULT_ALPHAS, predict: bool = True) -> list[KernelRidgeCVResult]:
+        """One shared-alpha ``ridgecv`` per target matrix (e.g. one per region), as the primal route offers."""
+        return [solve_kernel_ridge_cv_eigen(self, Y, alphas=alphas, predict=predict) for Y in targets]
+
 
 def _gemm(a: np.ndarray, b: np.ndarray, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
     """``op(a) @ op(b)`` through scipy's BLAS, F-ordered, without copying C-ordered operands.

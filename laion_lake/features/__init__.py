@@ -7,7 +7,10 @@
 
 Modules: :mod:`~laion_lake.features.readers` (file formats), :mod:`~laion_lake.features.add`
 (id checks, coverage, provenance), :mod:`~laion_lake.features.extract` (batched extraction),
-:mod:`~laion_lake.features.cli` (``laion-lake features add|ls``).
+:mod:`~laion_lake.features.images` (stimuli as published: a folder or the release's ``.h5``),
+:mod:`~laion_lake.features.stream` (feature sets written block by block),
+:mod:`~laion_lake.features.cli` (``laion-lake features add|extract|ls``; ``extract`` runs a
+torchvision or timm model through :mod:`laion_lake.models`).
 """
 
 from laion_lake.features.add import (
@@ -21,6 +24,7 @@ from laion_lake.features.add import (
     source_sha256,
 )
 from laion_lake.features.extract import extract_features, list_images
+from laion_lake.features.images import ImageSourceError, open_images
 from laion_lake.features.readers import FORMATS, FeatureFileError, read_feature_file, read_ids_file
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "Coverage",
     "FORMATS",
     "FeatureFileError",
+    "ImageSourceError",
     "IncompleteCoverageError",
     "UnknownStimuliError",
     "add_features",
@@ -35,6 +40,7 @@ __all__ = [
     "extract_features",
     "list_images",
     "needed_stimuli",
+    "open_images",
     "read_feature_file",
     "read_ids_file",
     "source_sha256",

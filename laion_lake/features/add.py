@@ -144,7 +144,7 @@ def needed_stimuli(lake: Any, benchmark: Any) -> np.ndarray:
     from laion_lake.scoring.units import rdm_stimuli
 
     spec = benchmark if isinstance(benchmark, BenchmarkSpec) else load_benchmark(benchmark)
-    if spec.kind == "rdm":
+    if spec.kind in ("rdm", "cka"):  # no split: every shared non-OOD image
         return rdm_stimuli(lake)
     pools = sorted({spec.pool_for(subject) for subject in spec.subjects} & set(lake.pools))
     ids = [np.concatenate(lake.split(pool, fold)) for pool in pools for fold in spec.folds]
@@ -267,7 +267,7 @@ def add_features(
     if ids_path is not None:
         provenance.update(ids_source=_display_source(ids_path), ids_sha256=source_sha256(ids_path, storage_options))
     lake.write_features(model, layer, data, overwrite=overwrite, provenance=provenance)
-    return AddedFeatures(model, layer, dict(lake.manifest["features"][f"{model}/{layer}"]), coverage)
+    return AddedFeatures(model, layer, lake.feature_entry(model, layer), coverage)
 
 
 def _headline() -> list[str]:

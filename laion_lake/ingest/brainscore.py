@@ -9,6 +9,14 @@ any value (a block-diagonal file has NaN elsewhere). Derived on import: ``ncsnr`
 ``nc_12rep`` (k = 1/12), ``neuroid_id`` = ``<subject>.<voxel_index_in_brain_mask>``, ``x/y/z`` = 0
 when absent (noted in the store's ``ingest`` attribute); voxels sorted by region, trials by
 (session, run, beta_index). Betas are stored as given (already z-scored), NaN -> 0.
+
+As Brain-Score publishes it (``brainscore_vision/data/laion_fmri/data_packaging``: the
+per-subject ``persubject_sub-XX`` assemblies), the file is NetCDF4/HDF5 with one variable ``data``,
+``presentation``/``neuroid`` index coordinates (a range, or none at all when brainio wrote a
+reset MultiIndex), ``session`` as the BIDS label (``ses-01``; integers are accepted too) and
+``repetition`` counted from 0. The lake's ``repetition`` is counted from 1 in trial order, as
+ingest writes it, so it is renumbered from the data. The shared-pool files
+(``shared_sub-XX``) drop ``session``/``run``/``beta_index`` and cannot be imported.
 """
 
 from __future__ import annotations
@@ -22,8 +30,9 @@ import numpy as np
 import xarray as xr
 
 from laion_lake.ingest.catalog import finalize_ingest
-from laion_lake.ingest.layout import IngestError
+from laion_lake.ingest.layout import IngestError, parse_session_label
 from laion_lake.ingest.release import IngestReport, SubjectReport
+from laion_lake.ingest.trials import repetitions
 from laion_lake.ingest.transform import clean_noise_ceiling, ncsnr_from_nc_12rep
 from laion_lake.ingest.voxels import REGION_ORDER
 from laion_lake.lake import create_lake
@@ -87,6 +96,16 @@ def normalize_subject(value: Any, path: Path) -> str:
     return f"sub-{int(match[1]):02d}"
 
 
+def session_numbers(values: np.ndarray, path: Path, subject: str) -> np.ndarray:
+    """Session numbers from ``ses-01`` labels or integers; the first presentation that is neither is named."""
+    values = np.asarray(values).tolist()
+    numbers = [parse_session_label(v) for v in values]
+    bad = [k for k, n in enumerate(numbers) if n is None]
+    if bad:
+        raise IngestError(f"{path}: {subject} presentation {bad[0]}: session {str(values[bad[0]])!r} is not a session label (expected ses-YY or an integer)")
+    return np.asarray(numbers, dtype=np.int16)
+
+
 def subject_assembly(data: xr.DataArray, subject_values: np.ndarray, subject: str, path: Path, unknown_region: str) -> tuple[xr.Dataset, list[str]]:
     """One subject's assembly (subject_assembly schema) from the file's DataArray."""
     notes = []
@@ -112,14 +131,21 @@ def subject_assembly(data: xr.DataArray, subject_values: np.ndarray, subject: st
     if len(np.unique(voxel_index)) != len(voxel_index):
         raise IngestError(f"{path}: {subject} has duplicate voxel_index_in_brain_mask values")
     neuroid_order = np.lexsort((voxel_index, [REGION_ORDER.index(r) for r in region]))
-    trial_order = np.lexsort(tuple(np.asarray(part[c].values) for c in ("beta_index", "run", "session")))
+    session = session_numbers(part["session"].values, path, subject)
+    trial_order = np.lexsort((np.asarray(part["beta_index"].values), np.asarray(part["run"].values), session))
+    stimulus_id = np.asarray(part["stimulus_id"].values).astype(str)[trial_order]
+    repetition = repetitions(stimulus_id)
+    given = np.asarray(part["repetition"].values).astype(np.int64)[trial_order]
+    if not np.array_equal(given, repetition):
+        counted_from = " (the file's counts from 0)" if np.array_equal(given + 1, repetition) else ""
+        notes.append(f"repetition renumbered from 1 in trial order{counted_from}")
 
     coords: dict[str, Any] = {
-        "stimulus_id": ("trial", np.asarray(part["stimulus_id"].values).astype(str)[trial_order]),
-        "session": ("trial", np.asarray(part["session"].values).astype(np.int16)[trial_order]),
+        "stimulus_id": ("trial", stimulus_id),
+        "session": ("trial", session[trial_order]),
         "run": ("trial", np.asarray(part["run"].values).astype(np.int16)[trial_order]),
         "beta_index": ("trial", np.asarray(part["beta_index"].values).astype(np.int32)[trial_order]),
-        "repetition": ("trial", np.asarray(part["repetition"].values).astype(np.int16)[trial_order]),
+        "repetition": ("trial", repetition),
         "neuroid_id": ("neuroid", np.array([f"{subject}.{i}" for i in voxel_index[neuroid_order].tolist()])),
         "region": ("neuroid", region[neuroid_order]),
         "roi": ("neuroid", roi[neuroid_order]),
@@ -167,7 +193,7 @@ def import_brainscore_assembly(
     Parameters
     ----------
     path : str or Path
-        The ``.nc`` file (NetCDF3 is read with scipy; NetCDF4 needs h5netcdf or netCDF4).
+        The ``.nc`` file: NetCDF4/HDF5 (read with h5netcdf, the ``ingest`` extra) or NetCDF3 (scipy).
     lake_url, storage_options
         The lake (created if absent).
     overwrite : bool
@@ -175,7 +201,8 @@ def import_brainscore_assembly(
     unknown_region : {"error", "other"}
         What to do with voxels whose region is none of V1, V2, V3, V4, IT, other.
     splits_dir : path, optional
-        Published split JSONs to write after the stimulus table is rebuilt.
+        Split JSONs to write after the stimulus table is rebuilt instead of the published ones
+        shipped with laion-lake (the default).
     """
     if unknown_region not in UNKNOWN_REGION_CHOICES:
         raise ValueError(f"unknown_region must be one of {UNKNOWN_REGION_CHOICES}, not {unknown_region!r}")
@@ -191,5 +218,5 @@ def import_brainscore_assembly(
         sizes = {str(r): int((ds["region"].values == r).sum()) for r in ds.attrs["regions"]}
         report.subjects[subject] = SubjectReport(subject, "imported", n_trials=int(ds.sizes["trial"]), regions=sizes, notes=notes)
     tables = finalize_ingest(lake_url, storage_options, subjects=list(assemblies), splits_dir=splits_dir)
-    report.n_stimuli, report.pools = tables["n_stimuli"], tables["pools"]
+    report.n_stimuli, report.pools, report.notes = tables["n_stimuli"], tables["pools"], tables["notes"]
     return report

@@ -8,19 +8,20 @@ raised before anything is written.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from laion_lake.ingest.layout import NOISE_CEILING_MAPS, RETINOTOPIC_ROIS, VENTRAL_ROI, IngestError, ReleaseLayout, require_file
+from laion_lake.ingest.layout import HELD_OUT_SESSIONS, NOISE_CEILING_MAPS, RETINOTOPIC_ROIS, ROIS_ROOT, VENTRAL_ROI, IngestError, ReleaseLayout, require_file
 from laion_lake.ingest.nifti import iter_statmap_voxels, read_mask, read_volume, statmap_volumes
+from laion_lake.ingest.source import ReleaseFile
 from laion_lake.ingest.transform import clean_noise_ceiling, ncsnr_from_nc_12rep, zscore_session
 from laion_lake.ingest.trials import SessionTrials, read_session_trials, trial_coordinates
 from laion_lake.ingest.voxels import VoxelSelection, select_voxels
 
-# bumped when the values written for the same source change (invalidates resumable progress)
-TRANSFORM_VERSION = 1
+# bumped when the values written for the same source change (invalidates resumable progress);
+# 2: z-scoring over finite trials before NaN -> 0, later retinotopic ROI wins (SPEC section 1)
+TRANSFORM_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class SessionSource:
     """One session to stream: its files, its rows in the subject's trial order, and its fingerprint."""
 
     session: int
-    statmap: Path
+    statmap: ReleaseFile
     trials: SessionTrials
     start: int
     stop: int
@@ -39,8 +40,7 @@ class SessionSource:
 
     @property
     def fingerprint(self) -> str:
-        stat = self.statmap.stat()
-        return f"v{TRANSFORM_VERSION}:{self.trials.digest[:16]}:{stat.st_size}:{stat.st_mtime_ns}"
+        return f"v{TRANSFORM_VERSION}:{self.trials.digest[:16]}:{self.statmap.fingerprint('single-trial statmap')}"
 
 
 @dataclass
@@ -62,7 +62,7 @@ class SubjectPlan:
 
     def provenance(self) -> dict:
         return {
-            "source": str(self.layout.root),
+            "source": self.layout.root,
             "scope": self.scope,
             "sessions": [s.key for s in self.sessions],
             "transform_version": TRANSFORM_VERSION,
@@ -104,7 +104,7 @@ def plan_subject(layout: ReleaseLayout, subject: str, scope: str = "rois") -> Su
     maps = {name: read_volume(layout.noise_ceiling(subject, name), f"noise-ceiling map {desc}", shape) for name, desc in NOISE_CEILING_MAPS.items()}
     selection = select_voxels(brain, roi_masks, scope)
     if len(selection) == 0:
-        raise IngestError(f"{layout.rois_root / subject}: no ROI voxel inside the brain mask {brain_path.name}")
+        raise IngestError(f"{layout.file(f'{ROIS_ROOT}/{subject}')}: no ROI voxel inside the brain mask {brain_path.name}")
     neuroids, notes = neuroid_coordinates(subject, selection, maps)
 
     sessions, start = [], 0
@@ -115,6 +115,9 @@ def plan_subject(layout: ReleaseLayout, subject: str, scope: str = "rois") -> Su
         sessions.append(SessionSource(session, statmap, table, start, start + n_volumes))
         start += n_volumes
     trials = trial_coordinates([s.trials for s in sessions])
+    held_out = [s for s in layout.session_folders(subject) if s in HELD_OUT_SESSIONS]
+    if held_out:
+        notes.append(f"held-out session(s) {', '.join(layout.session_label(s) for s in held_out)} present in the source: not read")
     return SubjectPlan(subject, scope, layout, sessions, trials, neuroids, selection, selection.notes + notes)
 
 

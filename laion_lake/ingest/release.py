@@ -1,14 +1,18 @@
-"""Ingest a LAION-fMRI release (SPEC section 5) into a lake, session by session and resumably.
+"""Ingest a LAION-fMRI release (docs/release-format.md) into a lake, session by session and resumably.
 
->>> report = ingest_release("/data/laion-fmri", "s3://bucket/lake", storage_options={...})
+>>> report = ingest_release("s3://BUCKET/PREFIX", "./lake", source_storage_options={"anon": True})
 >>> print(report.summary())
+
+The release is read where it is (a local folder, or a bucket through fsspec), each file streamed
+once (see :mod:`laion_lake.ingest.source`); nothing is copied to local disk first.
 
 Per subject: plan (read tables, masks and maps; check them), then stream the sessions through
 :func:`laion_lake.lake.subjects.write_subject_streaming`: one session's 4D statmap is read volume
 block by volume block, z-scored and written, so memory holds one session's (trials x voxels)
 betas, whatever the scope. Each written session is recorded inside the incomplete store; a re-run
 skips those whose source is unchanged. The store is marked complete, and listed in the manifest,
-only at the end. Then the stimulus table is rebuilt and the published splits written.
+only at the end. Then the stimulus table is rebuilt and the published splits (shipped with the
+package, :mod:`laion_lake.published_splits`) written.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 from laion_lake.ingest.catalog import finalize_ingest
 from laion_lake.ingest.layout import IngestError, ReleaseLayout
 from laion_lake.ingest.plan import SubjectPlan, load_session_betas, plan_subject
-from laion_lake.ingest.verify import verify_subject
+from laion_lake.ingest.verify import DEFAULT_SAMPLE, verify_subject
 from laion_lake.ingest.voxels import SCOPES
 from laion_lake.lake import create_lake, open_lake
 from laion_lake.lake.subjects import SubjectStore, TrialBlock, subject_path, write_subject_streaming
@@ -70,6 +74,7 @@ class IngestReport:
     subjects: dict[str, SubjectReport] = field(default_factory=dict)
     n_stimuli: int = 0
     pools: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def differences(self) -> list[str]:
@@ -83,6 +88,7 @@ class IngestReport:
     def summary(self) -> str:
         lines = [f"lake {self.lake_url}"] + [r.summary() for r in self.subjects.values()]
         lines.append(f"stimulus table: {self.n_stimuli:,} stimuli; split pools: {', '.join(self.pools) or '-'}")
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -104,8 +110,10 @@ def ingest_subject(
     verify: bool = False,
     progress: bool = False,
     register: bool = True,
+    source_storage_options: dict[str, Any] | None = None,
+    verify_sample: int | None = DEFAULT_SAMPLE,
 ) -> SubjectReport:
-    """Ingest one subject of the release at ``src`` (a local folder) into the lake at ``lake_url``.
+    """Ingest one subject of the release at ``src`` (a local folder or fsspec URL) into the lake at ``lake_url``.
 
     Writes the subject's store (and, with ``register``, its manifest entry) only: the stimulus
     table and the splits span subjects, so :func:`finalize_ingest` rebuilds them once after all.
@@ -113,7 +121,7 @@ def ingest_subject(
     Parameters
     ----------
     src : str or Path
-        Release root (holds ``derivatives/``).
+        Release root (holds ``derivatives/``): a local folder or e.g. ``s3://bucket/prefix``.
     lake_url, storage_options
         The lake (created if absent).
     subject : str
@@ -124,12 +132,16 @@ def ingest_subject(
         Rewrite a complete store (the old one stays until the new one is complete) and restart an
         interrupted one instead of resuming it.
     verify : bool
-        Afterwards, re-read the source and compare every stored value with it, bit for bit.
+        Afterwards, check the lake against the source independently of the code that wrote it
+        (:mod:`laion_lake.ingest.verify`): every coordinate, and the betas of ``verify_sample``
+        voxels (None: all) recomputed from the statmaps.
     progress : bool
         A tqdm bar over sessions.
     register : bool
         List the subject in the manifest when done. Parallel ingests of several subjects pass
         False and call :func:`finalize_ingest` once (the manifest is rewritten whole).
+    source_storage_options : dict, optional
+        fsspec options of ``src`` (e.g. ``{"anon": True}`` for the public bucket).
 
     Raises
     ------
@@ -139,7 +151,7 @@ def ingest_subject(
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
-    layout = ReleaseLayout(Path(src).expanduser())
+    layout = ReleaseLayout(src, source_storage_options)
     lake = create_lake(lake_url, storage_options)
     if is_complete(lake.storage, subject_path(subject)) and not overwrite:
         if register and subject not in lake.subjects:
@@ -147,7 +159,7 @@ def ingest_subject(
         attrs = SubjectStore(lake.storage, subject).attrs
         report = SubjectReport(subject, "already in the lake", n_trials=int(attrs["n_trials"]), regions=dict(attrs["region_sizes"]))
         if verify:
-            report.differences = verify_subject(lake, plan_subject(layout, subject, _stored_scope(lake, subject, scope)))
+            report.differences = verify_subject(lake, layout, subject, sample=verify_sample)
         return report
 
     plan = plan_subject(layout, subject, scope)
@@ -178,13 +190,8 @@ def ingest_subject(
         notes=list(plan.notes),
     )
     if verify:
-        report.differences = verify_subject(lake, plan)
+        report.differences = verify_subject(lake, layout, subject, sample=verify_sample)
     return report
-
-
-def _stored_scope(lake: Any, subject: str, default: str) -> str:
-    """The scope a stored subject was ingested with (verify re-plans with it)."""
-    return str(SubjectStore(lake.storage, subject).attrs.get("ingest", {}).get("scope", default))
 
 
 def _blocks(plan: SubjectPlan) -> list[TrialBlock]:
@@ -204,46 +211,55 @@ def ingest_release(
     verify: bool = False,
     progress: bool = False,
     splits_dir: str | Path | None = None,
+    source_storage_options: dict[str, Any] | None = None,
+    verify_sample: int | None = DEFAULT_SAMPLE,
 ) -> IngestReport:
     """Ingest a release: every subject (or ``subjects``), then the stimulus table and the splits.
 
-    ``splits_dir`` holds the published split JSONs (``<pool>/<name>.json``); default
-    ``src/splits`` if that folder exists, else no splits are written. Other parameters as in
-    :func:`ingest_subject`. Subjects already complete in the lake are skipped (and verified when
-    ``verify``); an interrupted subject resumes where it stopped.
+    ``splits_dir`` holds split JSONs (``<pool>/<name>.json``) to use instead of the published ones
+    shipped with laion-lake (the default). Other parameters as in :func:`ingest_subject`. Subjects
+    already complete in the lake are skipped (and verified when ``verify``); an interrupted
+    subject resumes where it stopped.
     """
-    layout = ReleaseLayout(Path(src).expanduser())
+    layout = ReleaseLayout(src, source_storage_options)
     available = layout.subjects()
     wanted = list(subjects) if subjects is not None else available
     unknown = [s for s in wanted if s not in available]
     if unknown:
         raise IngestError(f"{layout.betas_root}: no folder for subject(s) {unknown} (release has {', '.join(available) or 'none'})")
-    if splits_dir is None and (layout.root / "splits").is_dir():
-        splits_dir = layout.root / "splits"
     report = IngestReport(create_lake(lake_url, storage_options).url)
     for subject in wanted:
         report.subjects[subject] = ingest_subject(
-            layout.root, lake_url, subject, storage_options, scope=scope, overwrite=overwrite, verify=False, progress=progress
-        )
+            layout.root, lake_url, subject, storage_options, scope=scope, overwrite=overwrite, verify=False, progress=progress,
+            source_storage_options=source_storage_options,
+        )  # fmt: skip
     tables = finalize_ingest(lake_url, storage_options, subjects=wanted, splits_dir=splits_dir)
-    report.n_stimuli, report.pools = tables["n_stimuli"], tables["pools"]
+    report.n_stimuli, report.pools, report.notes = tables["n_stimuli"], tables["pools"], tables["notes"]
     if verify:
         # after the stimulus table is rebuilt, so that its repeat counts are checked too
         lake = create_lake(lake_url, storage_options)
         for subject in wanted:
-            plan = plan_subject(layout, subject, _stored_scope(lake, subject, scope))
-            report.subjects[subject].differences = verify_subject(lake, plan)
+            report.subjects[subject].differences = verify_subject(lake, layout, subject, sample=verify_sample)
     return report
 
 
 def verify_release(
-    src: str | Path, lake_url: str, storage_options: dict[str, Any] | None = None, subjects: Iterable[str] | None = None
+    src: str | Path,
+    lake_url: str,
+    storage_options: dict[str, Any] | None = None,
+    subjects: Iterable[str] | None = None,
+    source_storage_options: dict[str, Any] | None = None,
+    sample: int | None = DEFAULT_SAMPLE,
 ) -> list[str]:
-    """Every difference between the lake and the release at ``src`` (default: the subjects in both); empty if identical."""
-    layout = ReleaseLayout(Path(src).expanduser())
+    """Every difference between the lake and the release at ``src`` (default: the subjects in both); empty if identical.
+
+    Independent of the ingest code (see :mod:`laion_lake.ingest.verify`); ``sample`` voxels per
+    subject have their betas recomputed (None: all).
+    """
+    layout = ReleaseLayout(src, source_storage_options)
     lake = open_lake(lake_url, storage_options)
     wanted = list(subjects) if subjects is not None else [s for s in layout.subjects() if s in lake.subjects]
     differences: list[str] = []
     for subject in wanted:
-        differences += verify_subject(lake, plan_subject(layout, subject, _stored_scope(lake, subject, "rois")))
+        differences += verify_subject(lake, layout, subject, sample=sample)
     return differences

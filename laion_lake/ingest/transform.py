@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from laion_lake.compute.ceiling import MEAN_INVERSE_REPEATS_12REP, ncsnr_from_noise_ceiling
@@ -11,10 +13,12 @@ _VOXEL_CHUNK = 8192
 
 
 def zscore_session(raw: np.ndarray) -> np.ndarray:
-    """Z-score each voxel within one session, as SPEC section 1 says.
+    """Z-score each voxel within one session, as SPEC section 1 (and Brain-Score's packaging) says.
 
-    Non-finite betas (NaN at the mask edge) become 0 first; then ``(x - mean) / sd`` with the
-    population sd (ddof=0) in float64, and ``sd = 1`` where it is 0 (a constant voxel gives 0s).
+    In this order, in float64: mean and population sd (ddof 0) over the session's *finite* trials
+    (``nanmean``/``nanstd``, inf treated as missing too); sd of 0 or non-finite (a constant voxel,
+    a voxel with no finite trial) -> 1; ``z = (beta - mean) / sd``; only then NaN/inf -> 0. So a
+    NaN trial does not move the mean or sd of the other trials.
 
     Parameters
     ----------
@@ -28,11 +32,15 @@ def zscore_session(raw: np.ndarray) -> np.ndarray:
     out = np.empty(raw.shape, dtype=np.float32)
     for start in range(0, raw.shape[1], _VOXEL_CHUNK):
         block = np.array(raw[:, start : start + _VOXEL_CHUNK], dtype=np.float64)
-        block[~np.isfinite(block)] = 0.0
-        mean = block.mean(axis=0)
-        sd = block.std(axis=0)
-        sd[sd == 0] = 1.0
-        out[:, start : start + _VOXEL_CHUNK] = (block - mean) / sd
+        finite = np.isfinite(block)
+        masked = np.where(finite, block, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "mean of empty slice": a voxel with no finite trial
+            mean = np.nanmean(masked, axis=0)
+            sd = np.nanstd(masked, axis=0, ddof=0)
+            sd = np.where((sd == 0) | ~np.isfinite(sd), 1.0, sd)
+            z = (block - mean) / sd
+        out[:, start : start + _VOXEL_CHUNK] = np.where(np.isfinite(z), z, 0.0)
     return out
 
 

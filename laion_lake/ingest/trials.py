@@ -1,16 +1,21 @@
-"""Trial tables of a release: one TSV per session (``session``, ``run``, ``beta_index``, ``label``)."""
+"""Trial tables of a release: one TSV per session (``session``, ``run``, ``beta_index``, ``label``).
+
+``session`` holds the BIDS session label of the folder the file is in (``ses-01``), as the
+published release writes it; plain integers (``1``) are accepted too.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from laion_lake.ingest.layout import IngestError, require_file
+from laion_lake.ingest.layout import IngestError, parse_session_label, require_file
+from laion_lake.ingest.source import ReleaseFile
 from laion_lake.lake.naming import parse_stimulus_id
 
 REQUIRED_COLUMNS = ("session", "run", "beta_index", "label")
@@ -23,7 +28,7 @@ class SessionTrials:
     Attributes
     ----------
     session : int
-    path : Path
+    path : ReleaseFile
         The TSV it was read from.
     run, beta_index : int arrays of shape (n_trials,)
     label : str array of shape (n_trials,)
@@ -33,7 +38,7 @@ class SessionTrials:
     """
 
     session: int
-    path: Path
+    path: ReleaseFile
     run: np.ndarray
     beta_index: np.ndarray
     label: np.ndarray
@@ -43,7 +48,7 @@ class SessionTrials:
         return len(self.label)
 
 
-def _integer_column(values: np.ndarray, name: str, path: Path) -> np.ndarray:
+def _integer_column(values: np.ndarray, name: str, path: ReleaseFile) -> np.ndarray:
     try:
         as_float = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as error:
@@ -54,18 +59,30 @@ def _integer_column(values: np.ndarray, name: str, path: Path) -> np.ndarray:
     return as_float.astype(np.int64)
 
 
-def read_session_trials(path: Path, session: int, n_volumes: int, statmap: Path) -> SessionTrials:
+def _check_session_column(values: np.ndarray, session: int, path: ReleaseFile) -> None:
+    """Every row's ``session`` must name the folder's session (``ses-01`` or ``1``); else name the first row at fault."""
+    for row, value in enumerate(values.tolist()):
+        number = parse_session_label(value)
+        if number != session:
+            described = "not a session label (expected ses-YY or an integer)" if number is None else "another session"
+            raise IngestError(
+                f"{path}: row {row + 1} (line {row + 2}): session {value!r} is {described}, but the file is in ses-{session:02d}"
+            )
+
+
+def read_session_trials(path: ReleaseFile, session: int, n_volumes: int, statmap: ReleaseFile) -> SessionTrials:
     """Read and check one session's trial table against its statmap's ``n_volumes``.
 
-    Checks: required columns, integer columns, ``session`` equal to the folder's, ``run >= 1``,
+    Checks: required columns, integer columns, ``session`` naming the folder's session
+    (``ses-YY`` or an integer; the first row that does not is named), ``run >= 1``,
     one row per volume, ``beta_index`` a permutation of ``0 .. n_volumes - 1``, parseable labels.
     """
     import pandas as pd
 
     require_file(path, "trials table")
-    raw = path.read_bytes()
+    raw = path.read_bytes("trials table")
     try:
-        table = pd.read_csv(path, sep="\t", dtype={"label": str}, keep_default_na=False)
+        table = pd.read_csv(io.BytesIO(raw), sep="\t", dtype={"label": str, "session": str}, keep_default_na=False)
     except Exception as error:
         raise IngestError(f"{path}: cannot read the trials table ({type(error).__name__}: {error})") from error
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
@@ -73,9 +90,7 @@ def read_session_trials(path: Path, session: int, n_volumes: int, statmap: Path)
         raise IngestError(f"{path}: missing column(s) {missing} (has {list(map(str, table.columns))})")
     if len(table) != n_volumes:
         raise IngestError(f"{path}: {len(table)} trial rows but {statmap.name} has {n_volumes} volumes (one volume per trial)")
-    sessions = _integer_column(table["session"].to_numpy(), "session", path)
-    if np.any(sessions != session):
-        raise IngestError(f"{path}: column 'session' holds {sorted(set(sessions.tolist()))}, but the file is in ses-{session:02d}")
+    _check_session_column(table["session"].to_numpy(), session, path)
     run = _integer_column(table["run"].to_numpy(), "run", path)
     if np.any(run < 1):
         raise IngestError(f"{path}: column 'run' must be >= 1")

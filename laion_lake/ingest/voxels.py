@@ -3,7 +3,8 @@
 Regions from the release's ROI masks: V1 = V1v + V1d, V2 = V2v + V2d, V3 = V3v + V3d, V4 = hV4,
 IT = laionventral minus every retinotopic ROI; with scope ``brain`` every other brain-mask voxel
 is region ``other``. Only brain-mask voxels are kept (a neuroid is named by its brain-mask index).
-A voxel in two retinotopic masks goes to the first in V1v, V1d, V2v, V2d, V3v, V3d, hV4 order.
+A voxel in two retinotopic masks goes to the *later* one in V1v, V1d, V2v, V2d, V3v, V3d, hV4 order
+(SPEC section 1: Brain-Score assigns them in that order, each overwriting the last).
 """
 
 from __future__ import annotations
@@ -69,10 +70,12 @@ def select_voxels(brain_mask: np.ndarray, roi_masks: Mapping[str, np.ndarray], s
         inside = mask[flat_brain]
         if roi != VENTRAL_ROI:
             retinotopic_count += inside
-        labels[inside & (labels == "")] = roi
+            labels[inside] = roi  # a later retinotopic ROI overwrites an earlier one
+        else:
+            labels[inside & (labels == "")] = roi  # IT: the ventral mask minus every retinotopic ROI
     overlapping = int((retinotopic_count > 1).sum())
     if overlapping:
-        notes.append(f"{overlapping} voxel(s) in two retinotopic ROIs: kept in the first of {', '.join(RETINOTOPIC_ROIS)}")
+        notes.append(f"{overlapping} voxel(s) in two retinotopic ROIs: kept in the later of {', '.join(RETINOTOPIC_ROIS)}")
     if scope == "brain":
         labels[labels == ""] = "other"
     keep = np.flatnonzero(labels != "")

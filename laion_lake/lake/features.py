@@ -1,9 +1,9 @@
-"""Model feature sets: ``features/<model>/<layer>.zarr``, activations (stimulus_id, feature)."""
+"""Model feature sets: group ``features/<model>~<layer>`` (names escaped by the one naming rule,
+:mod:`storage_schemas.names`), activations (stimulus_id, feature)."""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, unquote
 
 import numpy as np
 import xarray as xr
@@ -11,7 +11,9 @@ import xarray as xr
 from laion_lake.errors import MissingStimuliError, describe_ids
 from laion_lake.lake.storage import LakeStorage
 from laion_lake.lake.zarr_io import (
+    ENTRY_ATTR,
     as_str_array,
+    check_finite_rows,
     content_checksum,
     open_dataset_group,
     plain_strings,
@@ -20,21 +22,28 @@ from laion_lake.lake.zarr_io import (
     write_store,
 )
 from storage_schemas import check_dataset, latest_version, load_schema
+from storage_schemas.names import KEY_JOINER, KEY_SEPARATOR, join_key, split_key
 
 SCHEMA = "features"
 
 
-def path_component(name: str) -> str:
-    """A model or layer name made safe as one path component (``/`` and ``%`` escaped)."""
-    return quote(name, safe="-_.+=,@")
+FEATURES_GROUP = "features"
 
 
-def name_from_component(component: str) -> str:
-    return unquote(component.removesuffix(".zarr"))
+def feature_key(model: str, layer: str) -> str:
+    """The manifest key of a feature set: ``<model>/<layer>``, each escaped (plain names stay as they are)."""
+    return join_key(model, layer, separator=KEY_SEPARATOR)
 
 
 def features_path(model: str, layer: str) -> str:
-    return f"features/{path_component(model)}/{path_component(layer)}.zarr"
+    """The group of a feature set, one level under ``features/``."""
+    return f"{FEATURES_GROUP}/{join_key(model, layer, separator=KEY_JOINER)}"
+
+
+def name_from_component(component: str) -> tuple[str, str]:
+    """(model, layer) of a feature set's group name (inverse of :func:`features_path`'s last part)."""
+    model, layer = split_key(component, separator=KEY_JOINER)
+    return model, layer
 
 
 def as_feature_dataset(data: Any, model: str, layer: str) -> xr.Dataset:
@@ -75,9 +84,11 @@ def write_features(
         stored in the store's root attrs and in the returned manifest entry.
     """
     relative = features_path(model, layer)
-    where = storage.display(relative)
+    where = f"feature set {model}/{layer} ({storage.display(relative)})"
     ds = as_feature_dataset(data, model, layer)
     check_dataset(ds, SCHEMA, where=where)
+    ds = ds.load()
+    check_finite_rows(ds["activations"].values, where, ds["stimulus_id"].values)
     if known_stimuli is not None:
         unknown = np.setdiff1d(ds["stimulus_id"].values, np.asarray(known_stimuli).astype(str))
         if len(unknown):
@@ -86,12 +97,6 @@ def write_features(
     shape = (min(int(chunks["stimulus_id"]), ds.sizes["stimulus_id"]), min(int(chunks["feature"]), ds.sizes["feature"]))
     checksum = content_checksum(ds)
 
-    def write_groups(store: Any) -> dict[str, Any]:
-        write_dataset_group(store, ds, None, {"activations": shape})
-        attrs = {"schema": SCHEMA, "schema_version": latest_version(SCHEMA), "checksum": checksum}
-        return attrs if provenance is None else {**attrs, "provenance": dict(provenance)}
-
-    write_store(storage, relative, write_groups, overwrite=overwrite)
     entry = {
         "path": relative,
         "model": model,
@@ -101,7 +106,16 @@ def write_features(
         "checksum": checksum,
         "schema_version": latest_version(SCHEMA),
     }
-    return entry if provenance is None else {**entry, "provenance": dict(provenance)}
+    if provenance is not None:
+        entry["provenance"] = dict(provenance)
+
+    def write_groups(store: Any, group: str) -> dict[str, Any]:
+        write_dataset_group(store, ds, group, {"activations": shape})
+        attrs = {"schema": SCHEMA, "schema_version": latest_version(SCHEMA), "checksum": checksum, ENTRY_ATTR: entry}
+        return attrs if provenance is None else {**attrs, "provenance": dict(provenance)}
+
+    write_store(storage, relative, write_groups, overwrite=overwrite, message=f"features {model}/{layer}{' (overwrite)' if overwrite else ''}")
+    return entry
 
 
 def open_features(storage: LakeStorage, model: str, layer: str, stimulus_ids: Any = None, needed_by: str = "") -> xr.DataArray:
@@ -114,7 +128,7 @@ def open_features(storage: LakeStorage, model: str, layer: str, stimulus_ids: An
     """
     relative = features_path(model, layer)
     root = require_complete(storage, relative)
-    ds = open_dataset_group(storage.zarr_store(relative), None)
+    ds = open_dataset_group(storage.store(), relative)
     ds = ds.assign_coords(stimulus_id=as_str_array(ds["stimulus_id"].values))
     check_dataset(ds, SCHEMA, version=int(root.attrs.get("schema_version", 1)), where=storage.display(relative), check_values=False)
     activations = ds["activations"].assign_attrs(model=model, layer=layer)

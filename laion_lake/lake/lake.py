@@ -1,20 +1,26 @@
-"""The :class:`Lake`: one URL, a manifest (lake.json), and lazy xarray views of what it holds."""
+"""The :class:`Lake`: one URL (an Icechunk repository), one snapshot read, and lazy xarray views of it.
+
+The manifest is not a file: it is the list of stores (groups carrying their entry) in the
+snapshot read, so a store and its manifest entry are written in one commit.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import xarray as xr
+import zarr
 
 from laion_lake.compute.averaging import average_rows_by_group, group_index_for_trials
 from laion_lake.errors import LakeNotFoundError, MissingStimuliError, UnknownNameError
-from laion_lake.lake.features import features_path, name_from_component, open_features, write_features
-from laion_lake.lake.storage import LakeStorage
-from laion_lake.lake.subjects import SubjectStore, subject_manifest_entry, write_subject
+from laion_lake.lake.features import FEATURES_GROUP, feature_key, features_path, name_from_component, open_features, write_features
+from laion_lake.lake.storage import LakeStorage, writable_group
+from laion_lake.lake.subjects import SUBJECTS_GROUP, SubjectStore, subject_manifest_entry, write_subject
 from laion_lake.lake.tables import (
     SPLITS_PATH,
     STIMULI_PATH,
@@ -24,47 +30,94 @@ from laion_lake.lake.tables import (
     splits_dataset_from_documents,
     write_table,
 )
+from laion_lake.lake.zarr_io import COMPLETE_ATTR, ENTRY_ATTR
 from storage_schemas import check_record, latest_version
 
-MANIFEST = "lake.json"
 SCHEMAS = ("subject_assembly", "stimuli", "splits", "features", "score_record", "lake_manifest")
+# groups created once, with the lake: two sessions that both create a new parent group cannot be rebased
+RESULTS_GROUP = "results"
+FIXED_GROUPS = (SUBJECTS_GROUP, FEATURES_GROUP, RESULTS_GROUP, f"{RESULTS_GROUP}/units", f"{RESULTS_GROUP}/aggregates")
 
 
-def _new_manifest() -> dict[str, Any]:
+def _new_root_attrs() -> dict[str, Any]:
     return {
         "format": "laion-lake",
         "schema_versions": {name: latest_version(name) for name in SCHEMAS},
-        "subjects": {},
-        "pools": [],
         "provenance": {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
-        "features": {},
     }
 
 
+def _entries(storage: LakeStorage, parent: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(group name, manifest entry) of every complete store directly under ``parent``."""
+    group = storage.group(parent)
+    if group is None:
+        return
+    for name, child in group.groups():
+        attrs = child.attrs
+        if attrs.get(COMPLETE_ATTR) and ENTRY_ATTR in attrs:
+            yield name, dict(attrs[ENTRY_ATTR])
+
+
+def read_manifest(storage: LakeStorage) -> dict[str, Any]:
+    """The manifest (what lake.json used to hold) of the snapshot ``storage`` reads."""
+    root = storage.group("")
+    if root is None or root.attrs.get("format") != "laion-lake":
+        raise LakeNotFoundError(f"no lake at {storage.url}; create one with `laion-lake synth` or create_lake()")
+    attrs = root.attrs.asdict()
+    manifest: dict[str, Any] = {
+        "format": attrs["format"],
+        "schema_versions": dict(attrs.get("schema_versions", {})),
+        "provenance": dict(attrs.get("provenance", {})),
+        "subjects": dict(_entries(storage, SUBJECTS_GROUP)),
+        "pools": [],
+        "features": {},
+    }
+    for name, path in (("stimuli", STIMULI_PATH), ("splits", SPLITS_PATH)):
+        group = storage.group(path)
+        if group is not None and group.attrs.get(COMPLETE_ATTR):
+            manifest[name] = dict(group.attrs[ENTRY_ATTR])
+    if "splits" in manifest:
+        manifest["pools"] = list(manifest["splits"].get("pools", []))
+    for _, entry in _entries(storage, FEATURES_GROUP):
+        manifest["features"][feature_key(entry["model"], entry["layer"])] = entry
+    check_record(manifest, "lake_manifest", where=f"{storage.url} (snapshot {storage.snapshot_id})")
+    return manifest
+
+
 class Lake:
-    """A LAION-fMRI lake at a URL. Opening reads lake.json only; every array is read lazily.
+    """A LAION-fMRI lake at a URL, read at one snapshot. Opening reads metadata only; every array lazily.
 
     Parameters
     ----------
     url : str
-        A local path (the embedded default), ``s3://bucket/prefix``, ``memory://name``, ...
+        A local path (the embedded default), ``s3://bucket/prefix``, ``memory://name``.
     storage_options : dict, optional
-        fsspec options, e.g. ``{"endpoint_url": "http://127.0.0.1:5000", "key": ..., "secret": ...}``.
+        S3 endpoint, credentials and network settings, e.g. ``{"endpoint_url": "http://127.0.0.1:5000"}``
+        (key and secret may come from the environment instead).
+    branch, tag, snapshot : str, optional
+        The snapshot read: a snapshot id, else a tag (e.g. a release version), else the head of
+        ``branch`` (default ``main``). A lake opened at a tag or snapshot id is read-only. Every
+        write commits to ``main``; the lake then reads the snapshot it committed.
     """
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
-        self.storage = LakeStorage(url, storage_options)
-        if not self.storage.exists(MANIFEST):
-            raise LakeNotFoundError(f"no lake at {self.storage.url} (no {MANIFEST}); create one with `laion-lake synth` or create_lake()")
-        self.manifest = self.storage.read_json(MANIFEST)
-        check_record(self.manifest, "lake_manifest", where=self.storage.display(MANIFEST))
+    def __init__(
+        self,
+        url: str,
+        storage_options: dict[str, Any] | None = None,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot: str | None = None,
+    ) -> None:
+        self.storage = LakeStorage(url, storage_options, branch=branch, tag=tag, snapshot=snapshot)
+        self.manifest  # noqa: B018  (fail now when there is no lake)
 
     def __repr__(self) -> str:
-        return f"Lake({self.url!r}: {len(self.subjects)} subjects, {len(self.feature_sets)} feature sets)"
+        return f"Lake({self.url!r} @ {self.snapshot_id[:8]}: {len(self.subjects)} subjects, {len(self.feature_sets)} feature sets)"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # a Lake travels to Dask workers as its URL and options; they reopen it
-        return (type(self), (self.storage.url, self.storage.storage_options))
+        # a Lake travels to Dask workers as its URL, options and pin; they reopen it
+        pinned = self.storage.pinned
+        return (type(self), (self.storage.url, self.storage.storage_options, pinned["branch"], pinned["tag"], pinned["snapshot"]))
 
     @property
     def url(self) -> str:
@@ -74,27 +127,70 @@ class Lake:
     def storage_options(self) -> dict[str, Any]:
         return self.storage.storage_options
 
+    @property
+    def snapshot_id(self) -> str:
+        """The Icechunk snapshot this lake reads (cite it with the results)."""
+        return self.storage.snapshot_id
+
     # -- manifest ------------------------------------------------------------------------------
-    def _update_manifest(self, **changes: Any) -> None:
-        manifest = self.storage.read_json(MANIFEST)
-        for key, value in changes.items():
-            if isinstance(value, Mapping) and isinstance(manifest.get(key), Mapping):
-                manifest[key] = {**manifest[key], **value}
-            else:
-                manifest[key] = value
-        check_record(manifest, "lake_manifest", where=self.storage.display(MANIFEST))
-        self.storage.write_json(MANIFEST, manifest)
-        self.manifest = manifest
-        for cached in ("stimuli", "_splits", "_subject_stores"):
-            self.__dict__.pop(cached, None)
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """What the snapshot holds: subjects, stimuli, splits, pools, features (entries), provenance."""
+        cached = self.__dict__.get("_manifest")
+        if cached is None or cached[0] != self.storage.snapshot_id:
+            self._forget()
+            cached = (self.storage.snapshot_id, read_manifest(self.storage))
+            self.__dict__["_manifest"] = cached
+        return cached[1]
+
+    def _forget(self) -> None:
+        for name in ("stimuli", "_splits", "_subject_stores", "_manifest"):
+            self.__dict__.pop(name, None)
+
+    def refresh(self) -> None:
+        """Read the newest head of the branch (a lake opened at a tag or snapshot stays there)."""
+        if not self.storage.read_only:
+            self.storage.refresh()
+        self._forget()
+
+    @contextlib.contextmanager
+    def transaction(self, message: str) -> Iterator[Lake]:
+        """Every write inside the block goes into one session and one commit (all or nothing).
+
+        >>> with lake.transaction("synthetic lake"):
+        ...     lake.write_stimuli(...); lake.write_subject(...)
+        """
+        with self.storage.transaction(message):
+            yield self
+        self._forget()
 
     def set_provenance(self, provenance: Mapping[str, Any]) -> None:
-        """Merge ``provenance`` into the manifest's provenance record."""
-        self._update_manifest(provenance=dict(provenance))
+        """Merge ``provenance`` into the lake's provenance record (root group attributes)."""
+
+        def change(session: Any) -> None:
+            root = writable_group(session, "")
+            root.attrs["provenance"] = {**dict(root.attrs.get("provenance", {})), **dict(provenance)}
+
+        self.storage.write("provenance", change)
+        self._forget()
+
+    def log(self) -> list[dict[str, Any]]:
+        """The commits of ``main``, newest first: id, time, message, and the tags naming each."""
+        tags: dict[str, list[str]] = {}
+        for name, snapshot in self.storage.repository.tags().items():
+            tags.setdefault(snapshot, []).append(name)
+        return [
+            {"snapshot": info.id, "written_at": info.written_at.isoformat(timespec="seconds"), "message": info.message, "tags": tags.get(info.id, [])}
+            for info in self.storage.repository.log()
+        ]
+
+    def tag(self, name: str, snapshot: str | None = None) -> str:
+        """Tag a snapshot (default the one this lake reads) as ``name``, e.g. a release version."""
+        return self.storage.repository.tag(name, snapshot or self.snapshot_id)
 
     @property
     def subjects(self) -> list[str]:
-        """Subjects whose assembly is complete in the lake, sorted."""
+        """Subjects whose assembly is in the snapshot, sorted."""
         return sorted(self.manifest.get("subjects", {}))
 
     @property
@@ -106,15 +202,23 @@ class Lake:
         """(model, layer) pairs the lake holds, sorted."""
         return sorted((entry["model"], entry["layer"]) for entry in self.manifest.get("features", {}).values())
 
+    def feature_entry(self, model: str, layer: str) -> dict[str, Any]:
+        """The manifest entry of one feature set (path, sizes, checksum, provenance)."""
+        key = feature_key(model, layer)
+        entries = self.manifest.get("features", {})
+        if key not in entries:
+            raise UnknownNameError("feature set", f"{model}/{layer}", list(entries), where=self.url)
+        return dict(entries[key])
+
     def _require_subject(self, subject: str) -> None:
         if subject not in self.manifest.get("subjects", {}):
             raise UnknownNameError("subject", subject, self.subjects, where=self.url)
 
-    # -- writers ---------------------------------------------------------------------------------
+    # -- writers (each one commit, or part of a transaction) -----------------------------------
     def write_stimuli(self, stimuli: xr.Dataset, overwrite: bool = False) -> None:
         """Write the stimulus table (see storage_schemas/stimuli.v1.json)."""
-        entry = write_table(self.storage, STIMULI_PATH, stimuli, "stimuli", overwrite=overwrite)
-        self._update_manifest(stimuli=entry)
+        write_table(self.storage, STIMULI_PATH, stimuli, "stimuli", overwrite=overwrite)
+        self._forget()
 
     def write_splits(self, documents: Iterable[Mapping[str, Any]], overwrite: bool = False) -> None:
         """Ingest published split documents (see :func:`laion_lake.lake.tables.read_published_splits`).
@@ -123,18 +227,19 @@ class Lake:
         stimulus table, so write the stimuli first.
         """
         ds = splits_dataset_from_documents(documents, self.stimuli["stimulus_id"].values)
-        entry = write_table(self.storage, SPLITS_PATH, ds, "splits", overwrite=overwrite)
-        self._update_manifest(splits=entry, pools=sorted(set(ds["pool"].values.tolist())))
+        write_table(self.storage, SPLITS_PATH, ds, "splits", overwrite=overwrite, extra={"pools": sorted(set(ds["pool"].values.tolist()))})
+        self._forget()
 
     def write_subject(self, subject: str, assembly: xr.Dataset, overwrite: bool = False) -> None:
         """Write one subject's trial-level assembly (see storage_schemas/subject_assembly.v1.json)."""
-        entry = write_subject(self.storage, subject, assembly, overwrite=overwrite)
-        self._update_manifest(subjects={subject: entry})
+        write_subject(self.storage, subject, assembly, overwrite=overwrite)
+        self._forget()
 
     def register_subject(self, subject: str) -> None:
-        """List in the manifest a complete subject store written outside :meth:`write_subject`
-        (e.g. streamed by :func:`laion_lake.lake.subjects.write_subject_streaming`)."""
-        self._update_manifest(subjects={subject: subject_manifest_entry(self.storage, subject)})
+        """Read the newest head and check that ``subject`` is in it (a streamed write commits it itself:
+        see :func:`laion_lake.lake.subjects.write_subject_streaming`)."""
+        self.refresh()
+        subject_manifest_entry(self.storage, subject)
 
     def write_features(self, model: str, layer: str, data: Any, overwrite: bool = False, provenance: dict[str, Any] | None = None) -> None:
         """Write a model layer's activations, a DataArray (stimulus_id, feature) keyed by stimulus id.
@@ -143,8 +248,8 @@ class Lake:
         and in the manifest entry.
         """
         known = self.stimuli["stimulus_id"].values if "stimuli" in self.manifest else None
-        entry = write_features(self.storage, model, layer, data, known_stimuli=known, overwrite=overwrite, provenance=provenance)
-        self._update_manifest(features={f"{model}/{layer}": entry})
+        write_features(self.storage, model, layer, data, known_stimuli=known, overwrite=overwrite, provenance=provenance)
+        self._forget()
 
     # -- readers ---------------------------------------------------------------------------------
     @cached_property
@@ -279,30 +384,39 @@ class Lake:
 
     def features(self, model: str, layer: str, stimulus_ids: Iterable[str] | None = None) -> xr.DataArray:
         """A model layer's activations (stimulus_id, feature), lazy; in ``stimulus_ids`` order when given."""
-        key = f"{model}/{layer}"
-        if key not in self.manifest.get("features", {}):
-            raise UnknownNameError("feature set", key, list(self.manifest.get("features", {})), where=self.url)
+        self.feature_entry(model, layer)
         wanted = None if stimulus_ids is None else np.asarray(list(stimulus_ids)).astype(str)
         return open_features(self.storage, model, layer, wanted, needed_by="the request")
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Lake) and (self.url, self.storage_options) == (other.url, other.storage_options)
+        return isinstance(other, Lake) and (self.url, self.storage_options, self.storage.pinned) == (other.url, other.storage_options, other.storage.pinned)
 
     def __hash__(self) -> int:
         return hash(self.url)
 
 
-def open_lake(url: str, storage_options: dict[str, Any] | None = None) -> Lake:
-    """Open the lake at ``url`` (reads lake.json only)."""
-    return Lake(url, storage_options)
+def open_lake(
+    url: str, storage_options: dict[str, Any] | None = None, snapshot: str | None = None, tag: str | None = None, branch: str | None = None
+) -> Lake:
+    """Open the lake at ``url`` at one snapshot: ``snapshot`` id, else ``tag``, else the head of ``branch`` (``main``)."""
+    return Lake(url, storage_options, branch=branch, tag=tag, snapshot=snapshot)
 
 
 def create_lake(url: str, storage_options: dict[str, Any] | None = None) -> Lake:
-    """Open the lake at ``url``, writing an empty manifest first if there is none."""
+    """Open the lake at ``url``, creating the repository, its root attributes and fixed groups first if needed."""
     storage = LakeStorage(url, storage_options)
-    if not storage.exists(MANIFEST):
-        storage.write_json(MANIFEST, _new_manifest())
+    storage.repository.create()
+
+    def change(session: Any) -> None:
+        root = zarr.open_group(session.store, mode="a")
+        if root.attrs.get("format") == "laion-lake":
+            return
+        root.attrs.update(_new_root_attrs())
+        for name in FIXED_GROUPS:
+            zarr.open_group(session.store, path=name, mode="a")
+
+    storage.write("create the lake", change)
     return Lake(url, storage_options)
 
 
-__all__ = ["Lake", "create_lake", "open_lake", "features_path", "name_from_component"]
+__all__ = ["Lake", "create_lake", "open_lake", "features_path", "name_from_component", "read_manifest"]

@@ -1,25 +1,32 @@
-"""Where a lake lives: one URL (a local path, ``s3://bucket/prefix``, ``memory://...``) plus fsspec options.
+"""A lake's storage as readers and writers see it: one pinned snapshot to read, commits to write.
 
-This module knows paths, JSON documents and Zarr stores; it does no math and knows no schema.
-Local paths use zarr's ``LocalStore`` (no fsspec overhead); every other URL goes through fsspec.
-Every Zarr store handed out is wrapped in a :class:`ReadCountingStore`, so that a query can report
-how many chunks and bytes it read.
+:class:`LakeStorage` wraps the lake's Icechunk repository (:mod:`laion_lake.lake.repository`):
+reads go through the read-only session of one snapshot (a branch head, a tag or a snapshot id),
+writes through :meth:`LakeStorage.write` (one session, one commit), after which the storage reads
+the snapshot just committed. It knows group paths and Zarr stores; no math, no schema. The store
+handed out for reading is wrapped in a :class:`ReadCountingStore`, so that a query can report how
+many chunks and bytes it read.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import contextlib
 import threading
-import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import fsspec
+import zarr
 import zarr.storage
 from zarr.abc.store import ByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
+
+from laion_lake.errors import LakeError, LakeStorageError
+from laion_lake.lake.repository import BRANCH, LakeRepository
+
+T = TypeVar("T")
+# the attribute holding a document written by LakeStorage.write_json
+DOCUMENT_ATTR = "document"
 
 
 # bytes read through every lake store of this process, all lakes together (see process_bytes_read)
@@ -82,7 +89,7 @@ class ReadCountingStore(zarr.storage.WrapperStore):
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
         value = await self._store.get(key, prototype, byte_range)
         if value is not None:
-            self.stats.record(f"{self.prefix}/{key}", len(value))
+            self.stats.record(f"{self.prefix}/{key}" if self.prefix else key, len(value))
         return value
 
     async def get_partial_values(self, prototype: BufferPrototype, key_ranges: Any) -> list[Buffer | None]:
@@ -90,143 +97,177 @@ class ReadCountingStore(zarr.storage.WrapperStore):
         values = await self._store.get_partial_values(prototype, key_ranges)
         for (key, _), value in zip(key_ranges, values):
             if value is not None:
-                self.stats.record(f"{self.prefix}/{key}", len(value))
+                self.stats.record(f"{self.prefix}/{key}" if self.prefix else key, len(value))
         return values
 
 
-def _is_local(url: str) -> bool:
-    return "://" not in url or url.startswith("file://")
-
-
 class LakeStorage:
-    """Paths, JSON documents and Zarr stores under one lake URL.
+    """The groups of one lake snapshot, and commits to the lake's ``main`` branch.
 
     Parameters
     ----------
     url : str
-        Lake root: a local path, ``file://``, ``s3://bucket/prefix``, ``memory://name``, ...
+        Lake root: a local path, ``file://``, ``s3://bucket/prefix``, ``memory://name``.
     storage_options : dict, optional
-        Passed to fsspec (e.g. ``{"endpoint_url": ..., "key": ..., "secret": ...}`` for S3).
+        S3 endpoint, credentials and network settings (see :func:`laion_lake.lake.repository.s3_storage`).
+    branch, tag, snapshot : str, optional
+        The snapshot read: a snapshot id, else a tag, else the head of ``branch`` (default ``main``).
+        A storage opened at a tag or snapshot id is read-only.
     """
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
-        self.local = _is_local(url)
-        if self.local:
-            url = str(Path(url.removeprefix("file://")).expanduser().resolve())
-        self.url = url.rstrip("/")
-        self.storage_options = dict(storage_options or {})
+    def __init__(
+        self,
+        url: str,
+        storage_options: dict[str, Any] | None = None,
+        branch: str | None = None,
+        tag: str | None = None,
+        snapshot: str | None = None,
+    ) -> None:
+        self.repository = LakeRepository(url, storage_options)
+        self.url = self.repository.url
+        self.local = self.repository.local
+        self.storage_options = self.repository.storage_options
+        self.pinned = {"branch": branch, "tag": tag, "snapshot": snapshot}
         self.stats = ReadStats()
-        self._fs: fsspec.AbstractFileSystem | None = None
-        self._async_fs: fsspec.AbstractFileSystem | None = None
+        self._session: Any = None
+        self._transaction: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # filesystems hold sockets and event loops: rebuild them in the unpickling process
-        return {"url": self.url, "storage_options": self.storage_options, "local": self.local}
+        # sessions hold runtimes: the unpickling process reopens the same snapshot
+        return {"url": self.url, "storage_options": self.storage_options, "pinned": {"branch": None, "tag": None, "snapshot": self.snapshot_id}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.stats = ReadStats()
-        self._fs = self._async_fs = None
+        self.__init__(state["url"], state["storage_options"], **state["pinned"])  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"LakeStorage({self.url!r})"
 
-    # -- paths -------------------------------------------------------------------------------
     @property
-    def fs(self) -> fsspec.AbstractFileSystem:
-        if self._fs is None:
-            self._fs, _ = fsspec.core.url_to_fs(self.url, **self.storage_options)
-        return self._fs
+    def read_only(self) -> bool:
+        """True when pinned to a tag or snapshot id (writes go to ``main`` and need its head)."""
+        return bool(self.pinned["tag"] or self.pinned["snapshot"])
+
+    # -- the snapshot read ----------------------------------------------------------------------
+    @property
+    def session(self) -> Any:
+        """The read-only Icechunk session of the snapshot this storage reads (inside
+        :meth:`transaction`: the transaction's writable session)."""
+        if self._transaction is not None:
+            return self._transaction
+        if self._session is None:
+            self._session = self.repository.readonly_session(self.pinned["branch"] or BRANCH, self.pinned["tag"], self.pinned["snapshot"])
+        return self._session
 
     @property
-    def async_fs(self) -> fsspec.AbstractFileSystem:
-        """One asynchronous filesystem for every Zarr store of this lake (one connection pool)."""
-        if self._async_fs is None:
-            fs, _ = fsspec.core.url_to_fs(self.url, **{"asynchronous": True, **self.storage_options})
-            if not fs.async_impl:
-                from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+    def snapshot_id(self) -> str:
+        return str(self.session.snapshot_id)
 
-                fs = AsyncFileSystemWrapper(fs)
-            self._async_fs = fs
-        return self._async_fs
-
-    def path(self, relative: str) -> str:
-        """The filesystem path of ``relative`` under the lake root (as the fs expects it)."""
-        root = self.url if self.local else self.fs._strip_protocol(self.url)
-        return f"{root}/{relative}".rstrip("/") if relative else root
+    def refresh(self, snapshot: str | None = None) -> None:
+        """Read ``snapshot`` (default: the head of the branch) from now on."""
+        self._session = None
+        if snapshot is not None:
+            self._session = self.repository.readonly_session(snapshot=snapshot)
 
     def display(self, relative: str) -> str:
-        """The full URL of ``relative``, for messages."""
+        """The lake URL and a group path, for messages."""
         return f"{self.url}/{relative}" if relative else self.url
 
+    def store(self) -> ReadCountingStore:
+        """The snapshot's Zarr store (read-only), counting reads into :attr:`stats`."""
+        return ReadCountingStore(self.session.store, self.stats)
+
+    def zarr_store(self, relative: str, read_only: bool = True) -> zarr.storage.StorePath:
+        """The snapshot's store at group ``relative``, for ``zarr.open_group(..., mode="r")`` (reading only:
+        every write is a commit, see :meth:`write`)."""
+        if not read_only:
+            raise LakeError(f"{self.display(relative)}: the lake is written through commits (LakeStorage.write), not through a writable store")
+        return zarr.storage.StorePath(self.store(), relative)
+
+    def group(self, relative: str) -> zarr.Group | None:
+        """The group at ``relative`` in the snapshot, or None."""
+        try:
+            node = zarr.open_group(self.session.store, path=relative, mode="r") if relative else zarr.open_group(self.session.store, mode="r")
+        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
+            return None
+        return node
+
     def exists(self, relative: str) -> bool:
-        return self.fs.exists(self.path(relative))
+        """Whether a group or array is at ``relative`` in the snapshot."""
+        parent, _, name = relative.rstrip("/").rpartition("/")
+        group = self.group(parent)
+        return group is not None and name in group
 
     def listdir(self, relative: str) -> list[str]:
-        """Names (not paths) of the entries directly under ``relative``; [] if it does not exist."""
-        try:
-            entries = self.fs.ls(self.path(relative), detail=False)
-        except FileNotFoundError:
-            return []
-        return sorted(str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
+        """Names of the groups and arrays directly under ``relative`` ([] when it does not exist)."""
+        group = self.group(relative)
+        return sorted(group.keys()) if group is not None else []
 
-    def remove(self, relative: str) -> None:
-        """Delete ``relative`` (a file or a whole store), if present."""
-        target = self.path(relative)
-        if self.fs.exists(target):
-            self.fs.rm(target, recursive=True)
-        if not self.local:
-            self.fs.invalidate_cache()
-
-    def move(self, source: str, destination: str) -> None:
-        """Move a file or store. Atomic on a local filesystem; a copy then delete on object stores."""
-        if self.local:
-            os.makedirs(os.path.dirname(self.path(destination)), exist_ok=True)
-            os.replace(self.path(source), self.path(destination))
-        else:
-            # object stores have no rename: copy every object, then delete the source
-            self.fs.invalidate_cache()
-            source_root, destination_root = self.path(source), self.path(destination)
-            objects = self.fs.find(source_root)
-            if not objects:
-                raise FileNotFoundError(f"nothing to move at {self.display(source)}")
-            for item in objects:
-                self.fs.copy(item, destination_root + item[len(source_root):])
-            self.fs.rm(source_root, recursive=True)
-            self.fs.invalidate_cache()
-
-    def staging_path(self, name: str) -> str:
-        """A fresh relative path under ``_staging/`` for writing a store before it is moved in place."""
-        return f"_staging/{uuid.uuid4().hex}/{name}"
-
-    # -- JSON documents ----------------------------------------------------------------------
+    # -- small JSON documents (thin shims for callers of the old file layout) --------------------
     def read_json(self, relative: str) -> Any:
-        with self.fs.open(self.path(relative), "rb") as handle:
-            return json.loads(handle.read())
+        """The document stored by :meth:`write_json` at ``relative`` in the snapshot."""
+        group = self.group(relative)
+        if group is None or DOCUMENT_ATTR not in group.attrs:
+            raise FileNotFoundError(f"no document at {self.display(relative)} (snapshot {self.snapshot_id})")
+        return group.attrs[DOCUMENT_ATTR]
 
     def write_json(self, relative: str, document: Any) -> None:
-        """Write a JSON document whole: readers see the old or the new document, never a part.
+        """Store a JSON-able document at ``relative`` (a group's attributes), one commit."""
+        import json
 
-        Local: write a temporary file beside it, then rename over it. Object stores: one PUT,
-        which is atomic per object.
+        plain = json.loads(json.dumps(document, default=str))
+
+        def change(session: Any) -> None:
+            zarr.open_group(session.store, path=relative, mode="a").attrs[DOCUMENT_ATTR] = plain
+
+        self.write(f"document {relative}", change)
+
+    # -- writing ---------------------------------------------------------------------------------
+    def write(self, message: str, change: Callable[[Any], T], metadata: Mapping[str, Any] | None = None) -> T:
+        """One commit on ``main`` (see :meth:`LakeRepository.write`); then read the new snapshot."""
+        self._check_writable()
+        if self._transaction is not None:
+            return change(self._transaction)
+        result, snapshot = self.repository.write(message, change, metadata)
+        self.refresh(snapshot)
+        return result
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            pin = f"tag {self.pinned['tag']!r}" if self.pinned["tag"] else f"snapshot {self.pinned['snapshot']!r}"
+            raise LakeError(f"{self.url} is open at {pin}: read-only; open its branch to write")
+
+    @contextlib.contextmanager
+    def transaction(self, message: str, metadata: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        """Every :meth:`write` inside the block goes into one session, committed at the end (all or nothing).
+
+        An exception inside the block discards everything written in it. A commit whose rebase
+        fails (another writer changed the same groups meanwhile) is a :class:`LakeConflictError`.
         """
-        payload = json.dumps(document, indent=1, sort_keys=True, default=str).encode()
-        target = self.path(relative)
-        if self.local:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            temporary = f"{target}.tmp-{uuid.uuid4().hex}"
-            with open(temporary, "wb") as handle:
-                handle.write(payload)
-            os.replace(temporary, target)
-        else:
-            self.fs.pipe_file(target, payload)
-            self.fs.invalidate_cache()
+        self._check_writable()
+        if self._transaction is not None:
+            yield self._transaction  # nested: part of the outer transaction
+            return
+        self._transaction = self.repository.session_for_writing()
+        try:
+            yield self._transaction
+            session, self._transaction = self._transaction, None
+            snapshot = self.repository.commit(session, message, metadata) if session.has_uncommitted_changes else session.snapshot_id
+        finally:
+            self._transaction = None
+        self.refresh(snapshot)
 
-    # -- Zarr ----------------------------------------------------------------------------------
-    def zarr_store(self, relative: str, read_only: bool = True) -> ReadCountingStore:
-        """A zarr v3 store rooted at ``relative``, counting its reads into :attr:`stats`."""
-        if self.local:
-            inner: zarr.abc.store.Store = zarr.storage.LocalStore(self.path(relative), read_only=read_only)
-        else:
-            inner = zarr.storage.FsspecStore(self.async_fs, read_only=read_only, path=self.path(relative))
-        return ReadCountingStore(inner, self.stats, prefix=relative)
+
+def writable_group(session: Any, relative: str) -> zarr.Group:
+    """The group ``relative`` of a writable session (it must exist)."""
+    return zarr.open_group(session.store, path=relative, mode="r+")
+
+
+def remove_node(session: Any, relative: str) -> None:
+    """Delete the group or array at ``relative`` (and everything under it) in a writable session."""
+    parent, _, name = relative.rpartition("/")
+    group = zarr.open_group(session.store, path=parent, mode="r+") if parent else zarr.open_group(session.store, mode="r+")
+    if name in group:
+        del group[name]
+
+
+__all__ = ["LakeStorage", "LakeStorageError", "ReadCountingStore", "ReadStats", "process_bytes_read", "remove_node", "writable_group"]

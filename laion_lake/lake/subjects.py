@@ -1,17 +1,22 @@
 """Subject assemblies: trial-level betas stored one Zarr group per region.
 
-Layout of ``subjects/<subject>.zarr``::
+Layout of group ``subjects/<subject>`` in the lake's repository::
 
-    zarr.json               root attributes: subject, regions (stored order), sizes, checksum, complete
+    (group attributes)      subject, regions (stored order), sizes, checksum, manifest entry
     trials/                 stimulus_id, session, run, beta_index, repetition  (dim trial)
     regions/<region>/       betas (trial, neuroid) + that region's neuroid coordinates
 
 A region is its own array, so reading V1 reads only V1's chunks and no chunk straddles two regions.
+A subject is written in one commit, by :func:`write_subject` (in memory) or block by block by
+:func:`write_subject_streaming` (resumable: its uncommitted work is kept in a local resume file).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,14 +26,14 @@ import xarray as xr
 import zarr
 
 from laion_lake.errors import StoreExistsError
-from laion_lake.lake.storage import LakeStorage
+from laion_lake.lake.storage import LakeStorage, remove_node
 from laion_lake.lake.zarr_io import (
     COMPLETE_ATTR,
+    ENTRY_ATTR,
+    check_finite_rows,
     checksum_header,
     content_checksum,
-    is_complete,
     open_dataset_group,
-    replace_with_staged,
     plain_strings,
     require_complete,
     update_checksum,
@@ -43,8 +48,12 @@ TRIAL_COORDS = ("stimulus_id", "session", "run", "beta_index", "repetition")
 DERIVED_REGIONS = {"IT_full": ("V4", "IT")}
 
 
+SUBJECTS_GROUP = "subjects"
+
+
 def subject_path(subject: str) -> str:
-    return f"subjects/{subject}.zarr"
+    """The group of a subject (the schema's pattern ``sub-NN`` keeps it a safe name)."""
+    return f"{SUBJECTS_GROUP}/{subject}"
 
 
 def _chunk_shape(dim: str) -> int:
@@ -70,20 +79,30 @@ def write_subject(storage: LakeStorage, subject: str, ds: xr.Dataset, overwrite:
     check_dataset(ds, SCHEMA, where=where)
     if ds.attrs.get("subject") != subject:
         raise ValueError(f"{where}: dataset attribute subject={ds.attrs.get('subject')!r} does not match {subject!r}")
+    ds = ds.load()
+    check_finite_rows(ds["betas"].values, f"subject {subject} betas ({where})", ds["stimulus_id"].values, ds["neuroid_id"].values)
     region_of_voxel = np.asarray(ds["region"].values).astype(str)
     # stored order = order of first appearance (the dataset is grouped by region: checked above)
     _, first = np.unique(region_of_voxel, return_index=True)
     regions = [str(region_of_voxel[i]) for i in sorted(first)]
     trial_chunk, neuroid_chunk = _chunk_shape("trial"), _chunk_shape("neuroid")
     checksum = content_checksum(ds)
+    entry = {
+        "path": relative,
+        "n_trials": int(ds.sizes["trial"]),
+        "n_neuroids": int(ds.sizes["neuroid"]),
+        "regions": {r: int((region_of_voxel == r).sum()) for r in regions},
+        "checksum": checksum,
+        "schema_version": latest_version(SCHEMA),
+    }
 
-    def write_groups(store: Any) -> dict[str, Any]:
+    def write_groups(store: Any, group: str) -> dict[str, Any]:
         trials = xr.Dataset({name: ds[name].variable for name in TRIAL_COORDS})
-        write_dataset_group(store, trials, "trials", {name: (trial_chunk * 16,) for name in TRIAL_COORDS})
+        write_dataset_group(store, trials, f"{group}/trials", {name: (trial_chunk * 16,) for name in TRIAL_COORDS})
         for region in regions:
             part = ds.isel(neuroid=np.flatnonzero(region_of_voxel == region)).drop_vars(list(TRIAL_COORDS))
             shape = (min(trial_chunk, part.sizes["trial"]), min(neuroid_chunk, part.sizes["neuroid"]))
-            write_dataset_group(store, part, f"regions/{region}", {"betas": shape})
+            write_dataset_group(store, part, f"{group}/regions/{region}", {"betas": shape})
         return {
             "schema": SCHEMA,
             "schema_version": latest_version(SCHEMA),
@@ -93,22 +112,15 @@ def write_subject(storage: LakeStorage, subject: str, ds: xr.Dataset, overwrite:
             "n_trials": int(ds.sizes["trial"]),
             "checksum": checksum,
             **{k: v for k, v in ds.attrs.items() if k not in ("subject", "regions")},
+            ENTRY_ATTR: entry,
         }
 
-    write_store(storage, relative, write_groups, overwrite=overwrite)
-    return {
-        "path": relative,
-        "n_trials": int(ds.sizes["trial"]),
-        "n_neuroids": int(ds.sizes["neuroid"]),
-        "regions": {r: int((region_of_voxel == r).sum()) for r in regions},
-        "checksum": checksum,
-        "schema_version": latest_version(SCHEMA),
-    }
+    write_store(storage, relative, write_groups, overwrite=overwrite, message=f"subject {subject}{' (overwrite)' if overwrite else ''}")
+    return entry
 
 
-# root attributes of a streamed store while it is being written (dropped when it completes)
-STREAMING_PLAN_ATTR = "streaming_plan"
-STREAMING_PROGRESS_ATTR = "streaming_progress"
+# where a streamed write keeps its uncommitted work between runs (default: the user's cache)
+RESUME_DIR_ENV = "LAION_LAKE_RESUME_DIR"
 
 
 @dataclass(frozen=True)
@@ -145,17 +157,8 @@ class StreamingResult:
 
 
 def subject_manifest_entry(storage: LakeStorage, subject: str) -> dict[str, Any]:
-    """The manifest entry of a complete subject store, from its root attributes."""
-    attrs = dict(require_complete(storage, subject_path(subject)).attrs)
-    sizes = {str(r): int(n) for r, n in attrs["region_sizes"].items()}
-    return {
-        "path": subject_path(subject),
-        "n_trials": int(attrs["n_trials"]),
-        "n_neuroids": int(sum(sizes.values())),
-        "regions": sizes,
-        "checksum": attrs["checksum"],
-        "schema_version": int(attrs.get("schema_version", latest_version(SCHEMA))),
-    }
+    """The manifest entry of a subject store in the snapshot, from its group attributes."""
+    return dict(require_complete(storage, subject_path(subject)).attrs[ENTRY_ATTR])
 
 
 def _streaming_plan(coords: xr.Dataset, blocks: Sequence[TrialBlock], regions: list[str]) -> str:
@@ -166,70 +169,64 @@ def _streaming_plan(coords: xr.Dataset, blocks: Sequence[TrialBlock], regions: l
     return digest.hexdigest()
 
 
-def _resumable_progress(storage: LakeStorage, relative: str, plan: str) -> dict[str, str] | None:
-    """Blocks already written to an incomplete store of the same plan; None if nothing to resume."""
-    if not storage.exists(f"{relative}/zarr.json"):
-        return None
-    try:
-        attrs = dict(zarr.open_group(storage.zarr_store(relative), mode="r").attrs)
-    except Exception:  # an unreadable leftover: start again
-        return None
-    if attrs.get(COMPLETE_ATTR) or attrs.get(STREAMING_PLAN_ATTR) != plan:
-        return None
-    return {str(k): str(v) for k, v in dict(attrs.get(STREAMING_PROGRESS_ATTR, {})).items()}
+def resume_path(storage: LakeStorage, subject: str) -> str:
+    """The local file holding an unfinished streamed write of ``subject`` to this lake.
 
-
-def _write_skeleton(
-    storage: LakeStorage,
-    target: str,
-    coords: xr.Dataset,
-    neuroids: xr.Dataset,
-    columns: Mapping[str, np.ndarray],
-    region_attrs: dict[str, Any],
-    plan: str,
-) -> None:
-    """Write a streamed store's skeleton: trials group, each region's coordinates and empty betas.
-
-    On an object store the skeleton is built in a local temporary folder and uploaded in one
-    batch (zarr's per-array existence checks would cost hundreds of round trips). The root
-    ``zarr.json`` carrying the plan goes last: its presence marks the skeleton as whole.
+    It holds the plan, the blocks written and the Icechunk fork session with their chunks
+    (already in the lake's storage, uncommitted, invisible to readers).
     """
-    import os
-    import tempfile
+    root = os.environ.get(RESUME_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "laion-lake", "resume")
+    lake = hashlib.sha256(storage.url.encode()).hexdigest()[:16]
+    return os.path.join(root, lake, f"{subject}.pickle")
 
+
+def streaming_progress(storage: LakeStorage, subject: str) -> dict[str, str] | None:
+    """Blocks (key -> fingerprint) an unfinished streamed write of ``subject`` has done; None if none."""
+    state = _load_resume(resume_path(storage, subject))
+    return None if state is None else dict(state["progress"])
+
+
+def _load_resume(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
+        return None  # none, or unreadable: start again
+
+
+def _save_resume(path: str, state: Mapping[str, Any]) -> None:
+    """Write the resume file whole (temporary file, then rename): a kill leaves the old or the new one."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".resume-")
+    with os.fdopen(handle, "wb") as out:
+        pickle.dump(dict(state), out)
+    os.replace(temporary, path)
+
+
+def _write_skeleton(store: Any, relative: str, coords: xr.Dataset, neuroids: xr.Dataset, columns: Mapping[str, np.ndarray], region_attrs: dict[str, Any]) -> None:
+    """A streamed store's skeleton: trials group, each region's coordinates and empty betas."""
     import dask.array as dask_array
 
     n_trials = int(coords.sizes["trial"])
     trial_chunk, neuroid_chunk = _chunk_shape("trial"), _chunk_shape("neuroid")
+    write_dataset_group(store, xr.Dataset(coords[list(TRIAL_COORDS)].variables), f"{relative}/trials", {n: (trial_chunk * 16,) for n in TRIAL_COORDS})
+    for region, cols in columns.items():
+        shape = (min(trial_chunk, n_trials), min(neuroid_chunk, len(cols)))
+        empty = dask_array.empty((n_trials, len(cols)), chunks=shape, dtype=np.float32)
+        part = xr.Dataset(
+            {"betas": (("trial", "neuroid"), empty)},
+            coords=neuroids.isel(neuroid=cols).variables,
+            attrs=region_attrs,  # as write_subject: each region group carries subject and regions
+        )
+        write_dataset_group(store, part, f"{relative}/regions/{region}", {"betas": shape}, compute=False)
 
-    def build(store: Any) -> None:
-        zarr.open_group(store, mode="w")
-        write_dataset_group(store, xr.Dataset(coords[list(TRIAL_COORDS)].variables), "trials", {n: (trial_chunk * 16,) for n in TRIAL_COORDS})
-        for region, cols in columns.items():
-            shape = (min(trial_chunk, n_trials), min(neuroid_chunk, len(cols)))
-            empty = dask_array.empty((n_trials, len(cols)), chunks=shape, dtype=np.float32)
-            part = xr.Dataset(
-                {"betas": (("trial", "neuroid"), empty)},
-                coords=neuroids.isel(neuroid=cols).variables,
-                attrs=region_attrs,  # as write_subject: each region group carries subject and regions
-            )
-            write_dataset_group(store, part, f"regions/{region}", {"betas": shape}, compute=False)
 
-    if storage.local:
-        store = storage.zarr_store(target, read_only=False)
-        build(store)
-        zarr.open_group(store, mode="a").attrs.put({STREAMING_PLAN_ATTR: plan, STREAMING_PROGRESS_ATTR: {}})
-        return
-    with tempfile.TemporaryDirectory(prefix="laion-lake-skeleton-") as folder:
-        local = zarr.storage.LocalStore(folder)
-        build(local)
-        zarr.open_group(local, mode="a").attrs.put({STREAMING_PLAN_ATTR: plan, STREAMING_PROGRESS_ATTR: {}})
-        files = sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, names in os.walk(folder) for f in names)
-        rest = [f for f in files if f != "zarr.json"]
-        remote = storage.path(target)
-        storage.fs.put([os.path.join(folder, f) for f in rest], [f"{remote}/{f.replace(os.sep, '/')}" for f in rest])
-        storage.fs.put_file(os.path.join(folder, "zarr.json"), f"{remote}/zarr.json")
-        storage.fs.invalidate_cache()
+def _head_has_subject(storage: LakeStorage, relative: str) -> bool:
+    head = storage.repository.readonly_session()
+    try:
+        return bool(zarr.open_group(head.store, path=relative, mode="r").attrs.get(COMPLETE_ATTR))
+    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
+        return False
 
 
 def write_subject_streaming(
@@ -242,15 +239,15 @@ def write_subject_streaming(
     overwrite: bool = False,
     on_block: Callable[[TrialBlock, bool], None] | None = None,
 ) -> StreamingResult:
-    """Write one subject's assembly block of trials by block, resumably; same layout as :func:`write_subject`.
+    """Write one subject's assembly block of trials by block, resumably, in one commit; same layout as :func:`write_subject`.
 
-    Only one block's betas are in memory at a time. The store's skeleton (trial group, each
-    region's neuroid coordinates and an empty ``betas`` array) is written first; each block then
-    fills its rows of every region's array and is recorded in the root attribute
-    ``streaming_progress``. The completion marker is set last, with the final attributes, so an
-    interrupted write never looks complete. Re-running with the same trials, neuroids and blocks
-    resumes: blocks recorded with an unchanged fingerprint are skipped (read back only to
-    checksum them). The checksum equals :func:`content_checksum` of the whole assembly.
+    Only one block's betas are in memory at a time. The blocks are written into an Icechunk fork
+    session; after each block the fork (chunk references, the blocks done) is saved in a local
+    resume file (:func:`resume_path`). Nothing is visible to readers until the last block is
+    written: then the fork is merged into a session of ``main`` and committed, so the lake holds
+    the old state or the whole subject, never a part. Re-running with the same trials, neuroids
+    and blocks resumes: blocks recorded with an unchanged fingerprint are skipped (read back only
+    to checksum them). The checksum equals :func:`content_checksum` of the whole assembly.
 
     Parameters
     ----------
@@ -265,15 +262,17 @@ def write_subject_streaming(
     attrs : mapping, optional
         Extra root attributes (provenance).
     overwrite : bool
-        Replace a complete store (written beside it, moved in once complete) and restart an
-        incomplete one instead of resuming it.
+        Replace a subject that is there (in the same commit) and restart an unfinished write
+        instead of resuming it.
     on_block : callable, optional
         ``on_block(block, skipped)`` after each block.
 
     Raises
     ------
     StoreExistsError
-        A complete store is there and ``overwrite`` is False.
+        The subject is in the lake and ``overwrite`` is False.
+    NonFiniteDataError
+        A block holds NaN/inf (named: block, first stimulus ids, neuroids).
     """
     relative = subject_path(subject)
     where = storage.display(relative)
@@ -295,19 +294,24 @@ def write_subject_streaming(
     if len({b.key for b in blocks}) != len(blocks):
         raise ValueError(f"{where}: block keys must be unique")
 
-    existing = is_complete(storage, relative)
+    existing = _head_has_subject(storage, relative)
     if existing and not overwrite:
-        raise StoreExistsError(f"{where} already exists; pass overwrite=True to replace it")
-    target = storage.staging_path(relative.rsplit("/", 1)[-1]) if existing else relative
+        raise StoreExistsError(f"{where} already exists; pass overwrite=True (--overwrite) to replace it")
     plan = _streaming_plan(coords, blocks, regions)
-    progress = None if overwrite else _resumable_progress(storage, target, plan)
-    store = storage.zarr_store(target, read_only=False)
-    if progress is None:
-        storage.remove(target)
-        _write_skeleton(storage, target, coords, neuroids, columns, dict(skeleton.attrs), plan)
-        progress = {}
-    root = zarr.open_group(store, mode="a")
-    arrays = {r: zarr.open_array(store, path=f"regions/{r}/betas", mode="r+") for r in regions}
+    resume = resume_path(storage, subject)
+    state = None if overwrite else _load_resume(resume)
+    if state is not None and state.get("plan") == plan and state.get("url") == storage.url:
+        fork, progress = state["fork"], dict(state["progress"])
+    else:
+        fork, progress = storage.repository.session_for_writing().fork(), {}
+        if existing:
+            remove_node(storage.repository.timed(fork), relative)
+        _write_skeleton(storage.repository.timed(fork).store, relative, coords, neuroids, columns, dict(skeleton.attrs))
+        _save_resume(resume, {"url": storage.url, "plan": plan, "progress": progress, "fork": fork})
+    fork_store = storage.repository.timed(fork).store
+    arrays = {r: zarr.open_array(fork_store, path=f"{relative}/regions/{r}/betas", mode="r+") for r in regions}
+    trial_ids = np.asarray(trials["stimulus_id"].values).astype(str)
+    neuroid_ids = np.asarray(neuroids["neuroid_id"].values).astype(str)
 
     digest = hashlib.sha256()
     names = sorted([*map(str, coords.variables), "betas"])
@@ -329,10 +333,11 @@ def write_subject_streaming(
                     f"{where}: block {block.key!r} loaded {values.dtype} {values.shape}, "
                     f"expected float32 {(block.stop - block.start, n_neuroids)}"
                 )
+            check_finite_rows(values, f"subject {subject} betas, block {block.key!r} ({where})", trial_ids, neuroid_ids, offset=block.start)
             for region in regions:
                 arrays[region][rows] = values[:, columns[region]]
             progress[block.key] = block.fingerprint
-            root.attrs[STREAMING_PROGRESS_ATTR] = dict(progress)
+            _save_resume(resume, {"url": storage.url, "plan": plan, "progress": progress, "fork": fork})
             written.append(block.key)
         digest.update(np.ascontiguousarray(values).tobytes())
         if on_block is not None:
@@ -341,6 +346,14 @@ def write_subject_streaming(
         update_checksum(digest, name, coords[name])
 
     region_sizes = {r: int(len(columns[r])) for r in regions}
+    entry = {
+        "path": relative,
+        "n_trials": n_trials,
+        "n_neuroids": n_neuroids,
+        "regions": region_sizes,
+        "checksum": digest.hexdigest(),
+        "schema_version": latest_version(SCHEMA),
+    }
     final = {
         **{k: v for k, v in dict(attrs or {}).items() if k not in ("subject", "regions")},
         "schema": SCHEMA,
@@ -349,13 +362,22 @@ def write_subject_streaming(
         "regions": regions,
         "region_sizes": region_sizes,
         "n_trials": n_trials,
-        "checksum": digest.hexdigest(),
+        "checksum": entry["checksum"],
+        ENTRY_ATTR: entry,
+        COMPLETE_ATTR: True,
     }
-    # one metadata write: the final attributes and the completion marker together, progress dropped
-    root.attrs.put({**final, COMPLETE_ATTR: True})
-    if existing:
-        replace_with_staged(storage, target, relative)
-    return StreamingResult(subject_manifest_entry(storage, subject), written, skipped)
+    zarr.open_group(fork_store, path=relative, mode="a").attrs.put(final)
+    if not overwrite and _head_has_subject(storage, relative):
+        raise StoreExistsError(f"{where} was written by another writer meanwhile; pass overwrite=True (--overwrite) to replace it")
+    session = storage.repository.session_for_writing()
+    session.merge(fork)
+    snapshot = storage.repository.commit(session, f"subject {subject} (streamed, {len(blocks)} blocks){' (overwrite)' if overwrite else ''}")
+    storage.refresh(snapshot)
+    try:
+        os.remove(resume)
+    except OSError:
+        pass
+    return StreamingResult(entry, written, skipped)
 
 
 class SubjectStore:
@@ -369,8 +391,8 @@ class SubjectStore:
         root = require_complete(storage, self.relative)
         self.attrs = dict(root.attrs)
         self.regions: list[str] = list(self.attrs["regions"])
-        self._store = storage.zarr_store(self.relative)
-        self.trials = plain_strings(open_dataset_group(self._store, "trials").load())
+        self._store = storage.store()
+        self.trials = plain_strings(open_dataset_group(self._store, f"{self.relative}/trials").load())
 
     def region_names(self) -> list[str]:
         """Stored regions plus the derived ones whose components are all stored."""
@@ -390,7 +412,7 @@ class SubjectStore:
         """betas (trial, neuroid) of one region (or derived region), lazy, with every coordinate."""
         parts = []
         for name in self.components(region):
-            part = open_dataset_group(self._store, f"regions/{name}")
+            part = open_dataset_group(self._store, f"{self.relative}/regions/{name}")
             neuroid_coords = [c for c in load_schema(SCHEMA)["coords"] if c in part.variables]
             part = plain_strings(part.assign_coords({c: part[c].load() for c in neuroid_coords}).set_coords(neuroid_coords))
             parts.append(part)

@@ -1,4 +1,4 @@
-"""The stimulus table (stimuli.zarr) and the split store (splits.zarr), and the published split JSONs.
+"""The stimulus table (group ``stimuli``) and the split store (group ``splits``), and the published split JSONs.
 
 Splits are data published with the dataset, one JSON per (pool, split name): keys ``name``,
 ``pool``, ``splitter``, ``params``, ``n_train``, ``n_test``, ``variants`` (one variant, with
@@ -18,11 +18,11 @@ import xarray as xr
 
 from laion_lake.errors import describe_ids
 from laion_lake.lake.storage import LakeStorage
-from laion_lake.lake.zarr_io import open_dataset_group, plain_strings, require_complete, write_dataset_group, write_store
+from laion_lake.lake.zarr_io import ENTRY_ATTR, open_dataset_group, plain_strings, require_complete, write_dataset_group, write_store
 from storage_schemas import check_dataset, latest_version
 
-STIMULI_PATH = "stimuli.zarr"
-SPLITS_PATH = "splits.zarr"
+STIMULI_PATH = "stimuli"
+SPLITS_PATH = "splits"
 SPLIT_NAMES = ("tau", "ood") + tuple(f"random_{k}" for k in range(5)) + tuple(f"cluster_k5_{k}" for k in range(5))
 NOT_IN_SPLIT, TRAIN, TEST = 0, 1, 2
 _REQUIRED_SPLIT_KEYS = ("name", "variants")
@@ -130,21 +130,27 @@ def splits_dataset_from_documents(documents: Iterable[Mapping[str, Any]], stimul
     )
 
 
-def write_table(storage: LakeStorage, relative: str, ds: xr.Dataset, schema: str, overwrite: bool) -> dict[str, Any]:
-    """Validate and write a small table store (stimuli or splits); return its manifest entry."""
+def write_table(
+    storage: LakeStorage, relative: str, ds: xr.Dataset, schema: str, overwrite: bool, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Validate and write a small table store (stimuli or splits) in one commit; return its manifest entry.
+
+    ``extra`` is merged into the entry (the split store's pools).
+    """
     check_dataset(ds, schema, where=storage.display(relative))
+    entry = {"path": relative, "schema_version": latest_version(schema), **{d: int(n) for d, n in ds.sizes.items()}, **dict(extra or {})}
 
-    def write_groups(store: Any) -> dict[str, Any]:
-        write_dataset_group(store, ds, None)
-        return {"schema": schema, "schema_version": latest_version(schema)}
+    def write_groups(store: Any, group: str) -> dict[str, Any]:
+        write_dataset_group(store, ds, group)
+        return {"schema": schema, "schema_version": latest_version(schema), ENTRY_ATTR: entry}
 
-    write_store(storage, relative, write_groups, overwrite=overwrite)
-    return {"path": relative, "schema_version": latest_version(schema), **{d: int(n) for d, n in ds.sizes.items()}}
+    write_store(storage, relative, write_groups, overwrite=overwrite, message=f"{schema}{' (overwrite)' if overwrite else ''}")
+    return entry
 
 
 def read_table(storage: LakeStorage, relative: str, schema: str) -> xr.Dataset:
     """Open and load a small table store, validated against its stored schema version."""
     root = require_complete(storage, relative)
-    ds = plain_strings(open_dataset_group(storage.zarr_store(relative), None).load())
+    ds = plain_strings(open_dataset_group(storage.store(), relative).load())
     check_dataset(ds, schema, version=int(root.attrs.get("schema_version", 1)), where=storage.display(relative))
     return ds

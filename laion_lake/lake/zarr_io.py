@@ -1,7 +1,9 @@
-"""Writing and opening xarray datasets as Zarr v3 groups, with an all-or-nothing completion marker.
+"""Writing and opening xarray datasets as Zarr v3 groups of the lake's Icechunk repository.
 
-A store is *complete* only once its root attribute ``laion_lake_complete`` is true; that attribute
-is written last, so an interrupted write never looks complete. Readers refuse incomplete stores.
+A *store* of the lake (the stimulus table, one subject, one feature set) is one group; it is written
+in one session and one commit (:func:`write_store`), so a reader sees all of it or none of it. Its
+attributes carry its manifest entry (:data:`ENTRY_ATTR`): the manifest is the snapshot's list of
+such groups, so a store and its manifest entry change in the same commit.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from laion_lake.errors import IncompleteStoreError, StoreExistsError
-from laion_lake.lake.storage import LakeStorage
+from laion_lake.errors import IncompleteStoreError, NonFiniteDataError, StoreExistsError, describe_ids
+from laion_lake.lake.storage import LakeStorage, remove_node
 
 COMPLETE_ATTR = "laion_lake_complete"
+# the manifest entry of a store, kept in its group attributes
+ENTRY_ATTR = "lake_entry"
 # rows hashed per step when checksumming (bounds memory for dask-backed inputs)
 _CHECKSUM_ROWS = 4096
 
@@ -88,78 +92,81 @@ def update_checksum(digest: Any, name: str, var: Any) -> None:
 
 
 def is_complete(storage: LakeStorage, relative: str) -> bool:
-    """Whether ``relative`` is a Zarr store whose write finished."""
-    if not storage.exists(f"{relative}/zarr.json"):
-        return False
-    group = zarr.open_group(storage.zarr_store(relative), mode="r")
-    return bool(group.attrs.get(COMPLETE_ATTR, False))
+    """Whether the snapshot holds a store (a group with its manifest entry) at ``relative``."""
+    group = storage.group(relative)
+    return group is not None and bool(group.attrs.get(COMPLETE_ATTR, False))
 
 
 def require_complete(storage: LakeStorage, relative: str) -> zarr.Group:
-    """The root group of a complete store; a clear error otherwise."""
-    where = storage.display(relative)
-    if not storage.exists(f"{relative}/zarr.json"):
-        raise FileNotFoundError(f"no Zarr store at {where}")
-    group = zarr.open_group(storage.zarr_store(relative), mode="r")
+    """The group of a store; a clear error when the snapshot has none."""
+    group = storage.group(relative)
+    if group is None:
+        raise FileNotFoundError(f"no store at {storage.display(relative)} (snapshot {storage.snapshot_id})")
     if not group.attrs.get(COMPLETE_ATTR, False):
-        raise IncompleteStoreError(
-            f"{where} is incomplete (an interrupted or failed write); the lake ignores it. "
-            "Write it again to replace it."
-        )
+        raise IncompleteStoreError(f"{storage.display(relative)} is not a complete store of the lake")
     return group
 
 
 def write_store(
     storage: LakeStorage,
     relative: str,
-    write_groups: Callable[[Any], Mapping[str, Any]],
+    write_groups: Callable[[Any, str], Mapping[str, Any]],
     overwrite: bool = False,
-) -> None:
-    """Write a Zarr store all-or-nothing.
+    message: str | None = None,
+) -> Mapping[str, Any]:
+    """Write one store in one commit: all of it or none of it.
 
     Parameters
     ----------
     storage : LakeStorage
     relative : str
-        Store path under the lake root, e.g. ``subjects/sub-01.zarr``.
+        Group path in the repository, e.g. ``subjects/sub-01``.
     write_groups : callable
-        ``write_groups(zarr_store) -> root_attrs``: writes the store's content, returns the root
-        attributes to set (the completion marker is added after them).
+        ``write_groups(session_store, relative) -> attrs``: writes the store's content under
+        ``relative``, returns the group attributes (manifest entry included, see
+        :data:`ENTRY_ATTR`). It may be called again on a fresh session (a redo after a conflict).
     overwrite : bool
-        Replace a complete store. The new store is written beside it and moved in only once
-        complete, so a failed overwrite keeps the old store intact.
+        Replace a store that is there (in the same commit: readers see the old or the new one).
+    message : str, optional
+        Commit message; default ``write <relative>``.
 
     Raises
     ------
     StoreExistsError
-        A complete store is there and ``overwrite`` is False.
+        A store is there (in the head the commit lands on) and ``overwrite`` is False.
     """
-    existing = is_complete(storage, relative)
-    if existing and not overwrite:
-        raise StoreExistsError(f"{storage.display(relative)} already exists; pass overwrite=True to replace it")
-    # an existing complete store is kept until the new one is complete: write elsewhere first
-    target = storage.staging_path(relative.rsplit("/", 1)[-1]) if existing else relative
-    if not existing:
-        storage.remove(relative)  # leftovers of an interrupted write hold nothing of value
-    try:
-        store = storage.zarr_store(target, read_only=False)
-        attrs = dict(write_groups(store))
-        root = zarr.open_group(store, mode="a")
-        root.attrs.update({**attrs, COMPLETE_ATTR: True})
-    except BaseException:
-        storage.remove(target)
-        raise
-    if existing:
-        replace_with_staged(storage, target, relative)
+
+    def change(session: Any) -> Mapping[str, Any]:
+        parent, _, name = relative.rpartition("/")
+        group = zarr.open_group(session.store, path=parent, mode="r") if parent else zarr.open_group(session.store, mode="r")
+        if name in group:
+            if not overwrite and zarr.open_group(session.store, path=relative, mode="r").attrs.get(COMPLETE_ATTR):
+                raise StoreExistsError(f"{storage.display(relative)} already exists; pass overwrite=True (--overwrite) to replace it")
+            remove_node(session, relative)
+        attrs = dict(write_groups(session.store, relative))
+        zarr.open_group(session.store, path=relative, mode="a").attrs.update({**attrs, COMPLETE_ATTR: True})
+        return attrs
+
+    return storage.write(message or f"write {relative}", change)
 
 
-def replace_with_staged(storage: LakeStorage, staged: str, relative: str) -> None:
-    """Move a complete staged store over ``relative``; the old store is removed only afterwards."""
-    trash = storage.staging_path("replaced")
-    storage.move(relative, trash)
-    storage.move(staged, relative)
-    storage.remove(trash.rsplit("/", 1)[0])
-    storage.remove(staged.rsplit("/", 1)[0])
+def check_finite_rows(values: np.ndarray, where: str, row_ids: np.ndarray, column_names: np.ndarray | None = None, offset: int = 0) -> None:
+    """Refuse NaN/inf in a 2-D block, naming the first row ids and columns at fault.
+
+    ``offset`` is the block's first row (for streamed blocks); ``column_names`` default to positions.
+    """
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    bad_rows, bad_cols = np.nonzero(~finite)
+    rows = np.unique(bad_rows)
+    columns = np.unique(bad_cols)
+    ids = np.asarray(row_ids)[rows + offset] if row_ids is not None else rows + offset
+    names = np.asarray(column_names)[columns] if column_names is not None else columns
+    raise NonFiniteDataError(
+        f"{where}: {int((~finite).sum())} non-finite value(s) (NaN/inf) in {len(rows)} row(s), first "
+        f"{describe_ids(ids)}; column(s) {describe_ids(names)}"
+    )
 
 
 def write_dataset_group(

@@ -24,8 +24,12 @@ from laion_lake.report.page import format_error, format_value
 DEFAULT_TITLE = "LAION-fMRI leaderboard"
 
 
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
 def _file_name(family: str) -> str:
-    return "scores_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", family) + ".png"
+    return "scores_" + _slug(family) + ".png"
 
 
 def write_scores_csv(rows: list[ReportScore], path: Path) -> Path:
@@ -48,6 +52,7 @@ def write_report(
     title: str = DEFAULT_TITLE,
     lake_url: str | None = None,
     extra_meta: Mapping[str, str] | None = None,
+    lake: Any = None,
 ) -> Path:
     """Write ``index.html``, its PNG figures and ``scores.csv`` to ``out_dir``; return the page's path.
 
@@ -63,6 +68,9 @@ def write_report(
         Shown on the page so a reader knows which data were scored.
     extra_meta : dict of str -> str, optional
         More lines for the page's header table (e.g. a git commit, the scores' source).
+    lake : Lake, optional
+        With scores that carry per-voxel r, draws the best feature set's brain map per region
+        (needs the ``maps`` extra); the subjects' grids are read from it.
 
     Returns
     -------
@@ -76,6 +84,7 @@ def write_report(
     from laion_lake.report.collect import feature_set_order
     from laion_lake.report.page import render_page
     from laion_lake.report.plots import ceilings_chart, family_bar_chart, model_colours, raw_vs_ceiled_chart
+    from laion_lake.report.profiles import best_layer_rows, best_model_maps, layer_profile_chart, models_with_layers, voxel_vs_ceiling_chart
 
     rows = collect_scores(scores)
     out = Path(out_dir)
@@ -83,10 +92,19 @@ def write_report(
     colours = model_colours(feature_set_order(rows))
     families = list(dict.fromkeys(r.family for r in sorted(rows, key=lambda r: (r.family != "LAION_fMRI", r.family))))
     figures: dict[str, Any] = {"families": {}}
+    # one bar per model: a model scored with several layers shows its best one (its profile shows them all)
+    bar_rows = best_layer_rows(rows)
     for family in families:
-        figures["families"][family] = family_bar_chart(rows, family, out / _file_name(family), colours).name
+        figures["families"][family] = family_bar_chart(bar_rows, family, out / _file_name(family), colours).name
     figures["ceilings"] = ceilings_chart(rows, out / "ceilings.png").name
     figures["raw_vs_ceiled"] = raw_vs_ceiled_chart(rows, out / "raw_vs_ceiled.png", colours).name
+    figures["layer_profiles"] = {model: layer_profile_chart(rows, model, out / f"layers_{_slug(model)}.png").name
+                                 for model in models_with_layers(rows)}
+    voxels = voxel_vs_ceiling_chart(rows, out / "voxel_r_vs_ceiling.png", colours)
+    if voxels is not None:
+        figures["voxel_r_vs_ceiling"] = voxels.name
+    if lake is not None:
+        figures["brain_maps"] = best_model_maps(rows, lake, out)
     write_scores_csv(rows, out / "scores.csv")
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = out / "index.html"

@@ -31,7 +31,10 @@ def gather_scores(args: argparse.Namespace, lake: Any) -> tuple[list[Any], str]:
     if args.from_records or recorded:
         scores = recorded or load_scores(lake)
         if args.benchmark:
-            scores = [s for s in scores if s.attrs["benchmark"] in args.benchmark or s.attrs["benchmark_key"] in args.benchmark]
+            from laion_lake.benchmarks import canonical_identifier
+
+            wanted = {canonical_identifier(b) for b in args.benchmark}  # either family spelling
+            scores = [s for s in scores if s.attrs["benchmark"] in wanted or s.attrs["benchmark_key"] in wanted]
         if args.models:
             scores = [s for s in scores if s.attrs["model"] in args.models]
         if not scores:
@@ -44,7 +47,7 @@ def gather_scores(args: argparse.Namespace, lake: Any) -> tuple[list[Any], str]:
     if not feature_sets:
         raise ValueError(f"no feature sets to score in {lake.url}" + (f" matching --models {args.models}" if args.models else ""))
     benchmarks = args.benchmark or list_benchmarks()
-    scores = score_many(lake, feature_sets, benchmarks, progress=not args.quiet)
+    scores = score_many(lake, feature_sets, benchmarks, progress=not args.quiet, voxels=True)
     return list(scores.values()), "computed for this report (score_many, in process)"
 
 
@@ -54,7 +57,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     lake = open_lake(args.lake, args.storage_options)
     scores, source = gather_scores(args, lake)
-    page = write_report(scores, args.out, title=args.title, lake_url=lake.url, extra_meta={"scores from": source})
+    page = write_report(scores, args.out, title=args.title, lake_url=lake.url, extra_meta={"scores from": source}, lake=lake)
     print(f"wrote {page} ({len(scores)} scores); open it in a browser")
     return EXIT_OK
 
@@ -68,7 +71,7 @@ def add_commands(subparsers: Any) -> None:
     add_lake_argument(report, positional=False)
     report.add_argument("--out", required=True, help="folder to write index.html, the PNGs and scores.csv to")
     report.add_argument("--title", default=DEFAULT_TITLE)
-    report.add_argument("--benchmark", action="append", help="benchmark id or key (repeatable); default the 20 headline ids")
+    report.add_argument("--benchmark", action="append", help="benchmark id or key (repeatable); default the 24 leaderboard ids; Zerbe2026_fmri.* names are aliases of LAION_fMRI.*")
     report.add_argument("--models", nargs="*", help="models to include (default: every model in the lake)")
     source = report.add_mutually_exclusive_group()
     source.add_argument("--from-records", action="store_true", help="use the score records stored in the lake (the default when it holds any); fail if there are none")

@@ -15,6 +15,7 @@ from typing import Any
 import xarray as xr
 
 FAMILY_ORDER = ("LAION_fMRI", "LAION_fMRI_persubject")
+CEILING_DETAIL = ("ceiling_error", "ceiling_error_over", "ceiling_pairs", "ceiling_subject_means")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,17 @@ class ReportScore:
     citation: str
     settings: dict[str, Any] = field(default_factory=dict)
     subjects: tuple[SubjectScore, ...] = ()
+    # CKA: the inter-subject ceiling's SEM, pair values and per-subject means (SPEC 3.4)
+    ceiling_detail: dict[str, Any] = field(default_factory=dict)
+    # per-voxel r (subject, neuroid) when the score was computed in this process; None from records
+    voxel_r: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Other spellings of the benchmark key (``Zerbe2026_fmri.*``)."""
+        from laion_lake.benchmarks import identifier_aliases
+
+        return identifier_aliases(self.benchmark_key)
 
     @property
     def feature_set(self) -> str:
@@ -142,6 +154,7 @@ def report_score(score: xr.DataArray | Mapping[str, Any]) -> ReportScore:
         n_subjects=int(attrs.get("n_subjects", len({s.subject for s in subjects})) or 0),
         n_folds=int(attrs.get("n_folds", 1) or 1), created=attrs.get("created"), citation=str(attrs.get("citation", "") or ""),
         settings=_settings(key), subjects=subjects,
+        ceiling_detail={k: attrs[k] for k in CEILING_DETAIL if k in attrs}, voxel_r=attrs.get("voxel_r"),
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from laion_lake.benchmarks import aliases_text
 from laion_lake.report.collect import ReportScore, benchmark_order, feature_set_order
 
 # the heat-map colour of a cell runs from white (0) to this blue (the table's best score)
@@ -24,12 +25,16 @@ METRIC_TEXT = {
     "ridge": "ridge regression with alpha = 1; raw = median over voxels of the test-set Pearson r",
     "rdm-pearson": "representational dissimilarity matrices (1 &minus; Pearson r between image patterns) of model and brain over "
                    "the shared non-OOD images; raw = Spearman r between their upper triangles",
+    "cka": "unbiased linear CKA (centred kernel alignment) between the model's and the subject's image-by-image similarity "
+           "(Gram) matrices over the shared non-OOD images; raw = mean over subjects; ceiling = mean CKA between two "
+           "subjects over the 10 subject pairs (how well brains agree with each other); <b>ceiled = raw / ceiling</b>",
 }
 CONVENTION_TEXT = {
     "brainscore": "<b>brainscore</b> (parity with the published Brain-Score benchmark). Regression: "
                   "ceiling = median over voxels of &radic;(NC<sub>12rep</sub>/100), <b>ceiled = raw&sup2; / ceiling</b> "
                   "(an r&sup2; numerator over an r-scale ceiling, unclipped: a ceiled score is not a fraction of the ceiling). "
-                  "RDM: ceiling = mean over voxels of &radic;(NC<sub>12rep</sub>/100), <b>ceiled = raw / ceiling</b>.",
+                  "RDM: ceiling = mean over voxels of &radic;(NC<sub>12rep</sub>/100), <b>ceiled = raw / ceiling</b>. "
+                  "CKA: ceiling = the inter-subject CKA, <b>ceiled = raw / ceiling</b>.",
     "nsd": "<b>nsd</b> (noise-normalised variance explained): <b>ceiled = median over voxels of r<sub>v</sub>&sup2; / "
            "(NC<sub>v</sub>/100)</b>, with NC<sub>v</sub> each voxel's noise ceiling for the repeats actually averaged on "
            "the test images; the ceiling column shows the median &radic;(NC<sub>v</sub>/100).",
@@ -62,6 +67,29 @@ def split_text(split: str | None) -> str:
     if split.startswith("random_"):
         return f"the published random split {escape(split.split('_')[-1])}"
     return escape(split)
+
+
+CEILING_WORDS = (
+    "<li><b>What the ceiling is, in plain words.</b> The ceiling is how well the data could be predicted at best, given "
+    "its noise: for a voxel, how strongly its responses to repeats of the same image agree (the noise ceiling, NC); for "
+    "CKA, how similar two different people's brains are on the same images. Dividing by it puts regions with clean and "
+    "noisy data on a more comparable footing.</li>"
+    "<li><b>A ceiled score above 1</b> does not mean the model is better than the brain. Under <i>brainscore</i> a "
+    "regression score is raw&sup2; / ceiling, an r&sup2; over an r-scale ceiling, so it is not a fraction of anything; "
+    "RDM and CKA scores are raw / ceiling, where the CKA ceiling is the agreement between two noisy subjects: a "
+    "noise-free model can agree with each subject more than two noisy subjects agree with each other (few or noisy "
+    "voxels give a low ceiling). Read values above 1 as &ldquo;as good as the data can tell&rdquo;, and compare models "
+    "within a column, not across columns.</li>"
+)
+
+
+def _column_tops(rows: Sequence[ReportScore], benchmarks: Sequence[str]) -> dict[str, float]:
+    """The top of each column's colour scale: its best finite score (1 when none is positive)."""
+    tops = {}
+    for key in benchmarks:
+        values = [r.value for r in rows if r.benchmark_key == key and math.isfinite(r.value)]
+        tops[key] = max(values) if values and max(values) > 0 else 1.0
+    return tops
 
 
 def _heat(value: float, top: float) -> str:
@@ -137,6 +165,7 @@ def _explain(rows: Sequence[ReportScore]) -> str:
         "noise ceiling, the agreement that the data's own noise allows. Higher is better; scores of different benchmarks "
         "are on different scales (early regions score higher), so compare models within a column.</li>",
         *(f"<li>Ceiling convention {CONVENTION_TEXT.get(c, escape(c))}</li>" for c in conventions),
+        CEILING_WORDS,
         *(f"<li><b>{escape(m)}</b>: {METRIC_TEXT.get(m, escape(m))}.</li>" for m in metrics),
         "<li>Voxels: only those with NC<sub>12rep</sub> &gt; 30 % (noise ceiling of the 12-repeat design) enter a score, "
         "unless a benchmark key says otherwise. Repeats of an image are averaged before fitting and testing.</li>",
@@ -145,6 +174,7 @@ def _explain(rows: Sequence[ReportScore]) -> str:
         "<li>Identifiers read <code>family.region-split-metric</code>; a key with <code>@setting=value</code> was scored with a "
         "non-default setting. Regions: V1, V2, V3 from retinotopy, V4 = hV4, IT = the ventral visual mask minus every "
         "retinotopic region, IT_full = V4 + IT.</li>",
+        f"<li>{escape(aliases_text())}.</li>",
     ]
     return '<div class="explain"><b>How to read this page</b><ul>' + "".join(lines) + "</ul></div>"
 
@@ -163,10 +193,11 @@ def _mean_cell(values: list[float], n_expected: int) -> str:
     return f'<td class="v mean">{mean}{note}</td>'
 
 
-def _family_board(rows: Sequence[ReportScore], family: str, top: float) -> str:
-    """One family's table: feature sets (rows, ranked by their mean) x benchmarks, heat-coloured."""
+def _family_board(rows: Sequence[ReportScore], family: str) -> str:
+    """One family's table: feature sets (rows, ranked by their mean) x benchmarks, heat-coloured per column."""
     rows = [r for r in rows if r.family == family]
     benchmarks = benchmark_order(rows)
+    tops = _column_tops(rows, benchmarks)
     feature_sets = feature_set_order(rows)
     cell = {(r.feature_set, r.benchmark_key): r for r in rows}
     first: dict[str, ReportScore] = {}
@@ -195,7 +226,7 @@ def _family_board(rows: Sequence[ReportScore], family: str, top: float) -> str:
                 values.append(row.value)
             klass = "v best" if best.get(key) == fs else "v"
             tip = f"{fs} on {row.benchmark_key}: raw {format_value(row.raw)}, ceiling {format_value(row.ceiling)}, {row.n_subjects} subjects"
-            cells.append(f'<td class="{klass}"{_heat(row.value, top)} title="{escape(tip)}">{format_value(row.value)}'
+            cells.append(f'<td class="{klass}"{_heat(row.value, tops[key])} title="{escape(tip)}">{format_value(row.value)}'
                          f'<span class="e">{format_error(row.error)}</span></td>')
         cells.append(_mean_cell(values, len(benchmarks)))
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -222,13 +253,12 @@ def _overall(rows: Sequence[ReportScore], families: Sequence[str]) -> str:
 
 
 def _leaderboard(rows: Sequence[ReportScore]) -> str:
-    finite = [r.value for r in rows if math.isfinite(r.value)]
-    top = max(finite) if finite and max(finite) > 0 else 1.0
     families = list(dict.fromkeys(first.family for first in (next(r for r in rows if r.benchmark_key == k) for k in benchmark_order(rows))))
-    legend = (f'<p class="legend">Cell colour: ceiled score from 0<span class="swatch"></span>{format_value(top)} (the best on this page); '
+    legend = ('<p class="legend">Cell colour: <b>one scale per column</b>, from 0<span class="swatch"></span>the column\'s best score '
+              "(benchmarks have different scales: an RDM or CKA column near 0.7 would otherwise drown a ridge column near 0.1); "
               "outlined: the best feature set of the column; rows ranked by their mean. Hover a cell for its raw score and ceiling, "
               "a column header for the benchmark's full key and version.</p>")
-    parts = [legend] + [_family_board(rows, f, top) for f in families]
+    parts = [legend] + [_family_board(rows, f) for f in families]
     if len(families) > 1:
         parts.append(_overall(rows, families))
     return "".join(parts)
@@ -285,7 +315,7 @@ def _benchmark_table(rows: Sequence[ReportScore]) -> str:
     first: dict[str, ReportScore] = {}
     for r in rows:
         first.setdefault(r.benchmark_key, r)
-    head = ("<tr><th>benchmark</th><th>version</th><th>family / pool</th><th>split</th><th>metric</th><th>convention</th>"
+    head = ("<tr><th>benchmark</th><th>also known as</th><th>version</th><th>family / pool</th><th>split</th><th>metric</th><th>convention</th>"
             "<th>voxel filter</th><th>images train / test per subject</th><th>voxels per subject</th></tr>")
     body = []
     for key in benchmark_order(rows):
@@ -297,18 +327,59 @@ def _benchmark_table(rows: Sequence[ReportScore]) -> str:
         def span(values: list[int]) -> str:
             return "?" if not values else (str(values[0]) if len(values) == 1 else f"{values[0]}&ndash;{values[-1]}")
 
-        images = f"{span(n_test)} (all)" if r.metric == "rdm-pearson" else f"{span(n_train)} / {span(n_test)}"
+        images = f"{span(n_test)} (all)" if r.metric in ("rdm-pearson", "cka") else f"{span(n_train)} / {span(n_test)}"
         threshold = r.settings.get("nc_threshold")
         nc_filter = "none" if threshold is None and r.settings else (
             f"{escape(str(r.settings.get('nc_coord')))} &gt; {threshold:g}" if r.settings else "?")
         body.append(
-            f'<tr><td class="nw"><code>{escape(key)}</code></td><td>{r.version}</td><td>{escape(r.family)}</td><td>{split_text(r.split)}</td>'
+            f'<tr><td class="nw"><code>{escape(key)}</code></td><td class="nw">{"<br>".join(f"<code>{escape(a)}</code>" for a in r.aliases) or "&ndash;"}</td><td>{r.version}</td><td>{escape(r.family)}</td><td>{split_text(r.split)}</td>'
             f'<td class="nw">{escape(r.metric)}</td><td>{escape(r.convention)}</td><td class="nw">{nc_filter}</td><td class="nw">{images}</td>'
             f'<td class="nw">{span(voxels)}</td></tr>'
         )
     families = sorted({r.family for r in rows})
     notes = "".join(f"<li><b>{escape(f)}</b>: {escape(FAMILY_TEXT.get(f, ''))}</li>" for f in families if f in FAMILY_TEXT)
     return f'<div class="scroll"><table class="bench"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div><ul class="small">{notes}</ul>'
+
+
+def _cka_ceiling_table(rows: Sequence[ReportScore]) -> str:
+    """Each CKA benchmark's inter-subject ceiling: value, SEM over pairs, each subject's mean, each pair."""
+    first: dict[str, ReportScore] = {}
+    for r in rows:
+        if r.metric == "cka":
+            first.setdefault(r.benchmark_key, r)
+    if not first:
+        return ""
+    head = "<tr><th>benchmark</th><th>ceiling</th><th>&plusmn; SEM over pairs</th><th>each subject's mean over its pairs</th><th>subject pairs</th></tr>"
+    body = []
+    for key in benchmark_order(list(first.values())):
+        r = first[key]
+        detail = r.ceiling_detail
+        error = detail.get("ceiling_error")
+        means = ", ".join(f"{escape(s)} {format_value(float(v))}" for s, v in (detail.get("ceiling_subject_means") or {}).items())
+        pairs = ", ".join(f"{escape(p['subjects'][0][-2:])}/{escape(p['subjects'][1][-2:])} {format_value(float(p['cka']))}"
+                          for p in detail.get("ceiling_pairs") or [])
+        body.append(f'<tr><td class="nw"><code>{escape(key)}</code></td><td class="n"><b>{format_value(r.ceiling)}</b></td>'
+                    f'<td class="n">{format_error(float("nan") if error is None else float(error))}</td><td class="small">{means or "n/a"}</td>'
+                    f'<td class="small">{pairs or "n/a"}</td></tr>')
+    return ('<h2>CKA ceilings</h2><p>The CKA columns are divided by how similar two subjects\' brains are on the same images: '
+            "the mean over the subject pairs of CKA(subject<sub>i</sub>, subject<sub>j</sub>), computed once per region from the data "
+            "and stored in the lake. Voxels never correspond across subjects, so subjects are compared in pairs, never through a "
+            "mean brain.</p>"
+            f'<div class="scroll"><table class="numbers"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>')
+
+
+def _layer_section(rows: Sequence[ReportScore], files: Mapping[str, str]) -> str:
+    from laion_lake.report.profiles import best_layers
+
+    parts = ["<h2>Score per layer</h2><p>For models scored with several layers: how the ceiled score changes with depth, "
+             "one panel per region, one line per benchmark; the star marks the best layer.</p>"]
+    for model, file in files.items():
+        best = best_layers(rows, model)
+        listed = "; ".join(f"{escape(k.split('.', 1)[-1])}: <b>{escape(layer)}</b> ({format_value(v)})" for k, (layer, v) in
+                           sorted(best.items(), key=lambda kv: benchmark_order(rows).index(kv[0])))
+        parts.append(f'<figure><img src="{escape(file)}" alt="score per layer of {escape(model)}"><figcaption><b>{escape(model)}</b>, '
+                     f"best layer per benchmark: {listed}</figcaption></figure>")
+    return "".join(parts)
 
 
 def render_page(
@@ -330,7 +401,24 @@ def render_page(
         "<p>Ceiled score per feature set (rows) and benchmark (columns), &plusmn; bootstrap error over subjects; one table per "
         "benchmark family.</p>",
         _leaderboard(rows),
+        _cka_ceiling_table(rows),
     ]
+    if figures.get("layer_profiles"):
+        parts.append(_layer_section(rows, figures["layer_profiles"]))
+    parts.append("<h2>Per-voxel r and the noise ceiling</h2>")
+    if "voxel_r_vs_ceiling" in figures:
+        parts.append(
+            f'<figure><img src="{escape(figures["voxel_r_vs_ceiling"])}" alt="per-voxel r against noise ceiling"><figcaption>Each dot '
+            "is one voxel of one subject: its test-set r (y) against its noise ceiling on the r scale, &radic;(NC<sub>12rep</sub>/100) "
+            "(x). Points near the dashed line are predicted about as well as their noise allows; the spread below it is what a "
+            "better model could still gain. The median of the y values is the raw score.</figcaption></figure>")
+        for region, feature_set, file in figures.get("brain_maps", []):
+            parts.append(f'<figure><img src="{escape(file)}" alt="brain map of {escape(region)}"><figcaption><b>{escape(region)}</b>: '
+                         f"per-voxel r of the best feature set, <b>{escape(feature_set)}</b>, in the first subject's own grid "
+                         "(<code>laion-lake maps</code> writes every subject as NIfTI).</figcaption></figure>")
+    else:
+        parts.append('<p class="small">Per-voxel r is kept only when the report scores in this process (it is not in the score '
+                     "records): run <code>laion-lake report LAKE --out DIR --recompute</code> to draw it.</p>")
     families = figures.get("families", {})
     if families:
         parts.append("<h2>Scores per family, with the subjects' spread</h2>")
@@ -339,7 +427,8 @@ def render_page(
             f'<figure><img src="{escape(file)}" alt="bar chart of {escape(family)} scores"><figcaption><b>{escape(family)}</b>: '
             f"{escape(FAMILY_TEXT.get(family, ''))}. Bar = ceiled score (mean over subjects), whisker = &plusmn; bootstrap error, "
             "each dot = one subject's ceiled score (for k-fold splits, the subject's mean over folds). The spread of the dots "
-            "is what the error summarises.</figcaption></figure>"
+            "is what the error summarises. A model scored with several layers appears with its best layer (highest mean "
+            "ceiled score); its other layers are in the score-per-layer profile.</figcaption></figure>"
         )
     if "ceilings" in figures:
         parts += [
@@ -347,7 +436,8 @@ def render_page(
             f'<figure><img src="{escape(figures["ceilings"])}" alt="noise ceilings per region"><figcaption>The ceiling the scores are '
             "divided by, per region and subject. It depends on the voxels kept and, under <i>nsd</i>, on the repeats of the test "
             "images; not on the model. Under <i>brainscore</i> every regression benchmark of a region shares one ceiling (median "
-            "over voxels) and every RDM benchmark another (mean over voxels), whatever the split or family. A low ceiling makes "
+            "over voxels) and every RDM benchmark another (mean over voxels), whatever the split or family. A CKA "
+            "ceiling is the mean inter-subject CKA over subject pairs; its dots are each subject's mean over its pairs. A low ceiling makes "
             "the ceiled score noisier.</figcaption></figure>",
         ]
     if "raw_vs_ceiled" in figures:

@@ -160,7 +160,7 @@ def _settings_besides_convention(row: ReportScore) -> str:
 
 
 def _ceiling_group(row: ReportScore) -> str:
-    kind = "RDM" if row.metric == "rdm-pearson" else "regression"
+    kind = {"rdm-pearson": "RDM", "cka": "CKA, inter-subject"}.get(row.metric, "regression")
     settings = _settings_besides_convention(row)
     design = f", {row.split} test" if row.convention == "nsd" else ""
     return f"{kind}, {row.convention}{design}{settings}"
@@ -180,7 +180,8 @@ def ceilings_chart(rows: Sequence[ReportScore], path: Path) -> Path:
     for key in benchmark_order(rows):
         r = first[key]
         label = _ceiling_group(r)
-        ceilings = r.subject_ceilings() or {"all": r.ceiling}
+        # a CKA ceiling is one number over subject pairs: its dots are each subject's mean over its pairs
+        ceilings = r.ceiling_detail.get("ceiling_subject_means") or r.subject_ceilings() or {"all": r.ceiling}
         known = bars.get((label, r.region))
         if known is not None and all(abs(known.get(s, math.inf) - c) < 1e-9 for s, c in ceilings.items()):
             continue
@@ -228,15 +229,15 @@ def raw_vs_ceiled_chart(rows: Sequence[ReportScore], path: Path, colours: dict[s
     ax.plot([low, top], [low, top], color="#999999", linestyle="--", linewidth=1, label="ceiled = raw", zorder=1)
     for fs in feature_set_order(rows):
         for r in (r for r in finite if r.feature_set == fs):
-            marker = "^" if r.metric == "rdm-pearson" else markers.get(r.family, "D")
+            marker = {"rdm-pearson": "^", "cka": "v"}.get(r.metric) or markers.get(r.family, "D")
             ax.scatter(r.raw, r.value, color=colours[fs], marker=marker, s=34, edgecolors="white", linewidths=0.5, zorder=3)
     for fs in feature_set_order(rows):
         ax.scatter([], [], color=colours[fs], marker="o", s=34, label=fs)
-    for label, marker in (("LAION_fMRI regression", "o"), ("LAION_fMRI_persubject regression", "s"), ("RDM (rdm-pearson)", "^")):
+    for label, marker in (("LAION_fMRI regression", "o"), ("LAION_fMRI_persubject regression", "s"), ("RDM (rdm-pearson)", "^"), ("CKA", "v")):
         ax.scatter([], [], color="#555555", marker=marker, s=34, label=label)
     ax.set_xlim(low, top)
     ax.set_ylim(low, top)
-    ax.set_xlabel("raw score (median voxel r, or RDM Spearman r)")
+    ax.set_xlabel("raw score (median voxel r, RDM Spearman r, or CKA)")
     ax.set_ylabel("ceiled score")
     ax.set_title("Raw vs ceiled score, one point per (feature set, benchmark)", fontsize=10.5)
     ax.grid(color="#eeeeee")

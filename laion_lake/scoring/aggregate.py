@@ -17,7 +17,7 @@ N_BOOTSTRAP = 200
 BOOTSTRAP_SEED = 0
 
 
-def aggregate_score(spec: BenchmarkSpec, model: str, layer: str, results: Sequence[CellResult]) -> xr.DataArray:
+def aggregate_score(spec: BenchmarkSpec, model: str, layer: str, results: Sequence[CellResult], lake: Any = None) -> xr.DataArray:
     """The benchmark score of one feature set from its per-subject (per-fold) cell results.
 
     Multi-subject: each subject scored alone, ceiled score = mean of the subjects' ceiled scores.
@@ -30,7 +30,8 @@ def aggregate_score(spec: BenchmarkSpec, model: str, layer: str, results: Sequen
         The ceiled score, with attrs ``raw``, ``ceiling``, ``error``, ``error_over``,
         ``n_bootstrap``, ``error_reason``, ``alphas``, ``convention``, ``benchmark``,
         ``benchmark_key``, ``benchmark_version``, ``model``, ``layer``, ``detail`` (one dict per
-        subject and fold: raw, ceiling, ceiled, alpha, ...) and ``citation``.
+        subject and fold: raw, ceiling, ceiled, alpha, ...) and ``citation``. A CKA score given the
+        ``lake`` also carries its ceiling's pair values (see :mod:`laion_lake.scoring.cka_unit`).
     """
     if not results:
         raise ValueError(f"no results to aggregate for {model}/{layer} on {spec.key}")
@@ -50,7 +51,7 @@ def aggregate_score(spec: BenchmarkSpec, model: str, layer: str, results: Sequen
         error_over, samples = "subjects", [r.ceiled for r in by_fold[next(iter(by_fold))]]
     bootstrap = bootstrap_mean_error(np.asarray(samples), n_draws=N_BOOTSTRAP, seed=BOOTSTRAP_SEED)
     detail = [r.to_dict() for r in sorted(results, key=lambda r: (r.fold, r.subject))]
-    return xr.DataArray(
+    score = xr.DataArray(
         value,
         name="score",
         attrs={
@@ -75,6 +76,11 @@ def aggregate_score(spec: BenchmarkSpec, model: str, layer: str, results: Sequen
             "citation": spec.citation,
         },
     )
+    if spec.kind == "cka" and lake is not None:
+        from laion_lake.scoring.cka_unit import cka_score_attrs
+
+        score.attrs.update(cka_score_attrs(lake, spec))
+    return score
 
 
 def score_table(scores: Sequence[xr.DataArray]) -> Any:

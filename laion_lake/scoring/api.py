@@ -1,22 +1,28 @@
-"""In-process scoring: ``score`` and ``score_many`` run every work unit here, one after another.
+"""In-process scoring: ``score`` and ``score_many`` run every work unit here, ``workers`` at a time.
+
+Units run side by side in a thread pool (one per core by default), each with BLAS pinned to one
+thread (see :mod:`laion_lake.scoring.runner`): every core is busy and the scores are bit-identical
+whatever the number of workers. Threads share the process's responses cache
+(:mod:`laion_lake.scoring.cache`), so a subject's data is read once for all its units.
 
 The Prefect flows in ``flows/`` run the same units as Dask tasks (see :mod:`laion_lake.scoring.runner`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dask
 import xarray as xr
-from threadpoolctl import threadpool_limits
 
 from laion_lake.benchmarks import BenchmarkSpec, load_benchmark
 from laion_lake.scoring.aggregate import aggregate_score, score_table
 from laion_lake.scoring.plan import FeatureSet, UnitWork, WorkUnit, group_by_aggregate, plan_work, specs_by_key
-from laion_lake.scoring.runner import BLAS_THREADS, LOCAL_DASK
+from laion_lake.scoring.runner import LOCAL_DASK, default_workers, fixed_blas_threads
 from laion_lake.scoring.units import CellResult, run_unit
+from laion_lake.scoring.voxel_scores import voxel_scores
 
 
 def _as_lake(lake: Any, storage_options: dict | None = None) -> Any:
@@ -34,6 +40,8 @@ def score_many(
     feature_sets: Iterable[tuple[str, str] | FeatureSet],
     benchmarks: Iterable[BenchmarkSpec | str],
     progress: bool = False,
+    workers: int | None = None,
+    voxels: bool = False,
 ) -> dict[tuple[str, str, str], xr.DataArray]:
     """Score many feature sets on many benchmarks, sharing each kernel across everything that uses it.
 
@@ -45,6 +53,13 @@ def score_many(
     benchmarks : iterable of BenchmarkSpec or identifier
     progress : bool
         Show a progress bar over work units.
+    workers : int, optional
+        Units run at once (threads of this process); default one per available core. The scores
+        do not depend on it.
+    voxels : bool
+        Attach each regression score's per-voxel r as ``attrs["voxel_r"]`` (a DataArray (subject,
+        neuroid) with the voxel coordinates; see :mod:`laion_lake.scoring.voxel_scores`). In memory
+        only: a stored record never holds it.
 
     Returns
     -------
@@ -54,15 +69,35 @@ def score_many(
     specs = [_as_spec(b) for b in benchmarks]
     by_key = specs_by_key(specs)
     plan = plan_work(feature_sets, specs)
-    units: Sequence[UnitWork] = plan
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        units = tqdm(plan, desc="work units", unit="unit")
-    # single-threaded BLAS per unit, as on cluster workers: bit-identical scores either way
-    with threadpool_limits(BLAS_THREADS), dask.config.set(LOCAL_DASK):
-        results: dict[WorkUnit, list[CellResult]] = {work.unit: run_unit(lake, work, by_key) for work in units}
+        bar = tqdm(total=len(plan), desc="work units", unit="unit")
+
+    def run(work: UnitWork) -> list[CellResult]:
+        results = run_unit(lake, work, by_key)
+        if bar is not None:
+            bar.update(1)
+        return results
+
+    # BLAS pinned per unit, as on cluster workers: bit-identical scores whatever runs at once.
+    # (Units compute their lake reads with a local thread pool themselves; the config is set here,
+    # once, because dask.config.set is process-wide and not safe to nest across threads.)
+    with fixed_blas_threads(), dask.config.set(LOCAL_DASK):
+        if workers == 1:
+            outcomes = [run(work) for work in plan]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="laion-lake-unit") as pool:
+                outcomes = list(pool.map(run, plan))
+    if bar is not None:
+        bar.close()
+    results: dict[WorkUnit, list[CellResult]] = {work.unit: outcome for work, outcome in zip(plan, outcomes)}
     scores = {}
+    voxel_coords: dict[str, Any] = {}  # each subject's neuroid coordinates, read once
     for aggregate, pairs in group_by_aggregate(plan).items():
         cell_results = [
             result
@@ -72,14 +107,23 @@ def score_many(
             == (cell.benchmark_key, cell.region, cell.metric, cell.test_restriction, cell.fold)
         ]
         spec = by_key[aggregate.benchmark_key]
-        scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)] = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results)
+        scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)] = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results, lake=lake)
+        # per-voxel r (subject, neuroid) with the voxels' coordinates, in memory only (never in a JSON record)
+        per_voxel = voxel_scores(lake, cell_results, voxel_coords) if voxels else None
+        if per_voxel is not None:
+            scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)].attrs["voxel_r"] = per_voxel
     return scores
 
 
-def score(lake: Any, model: str, layer: str, benchmark: BenchmarkSpec | str) -> xr.DataArray:
-    """Score one model layer on one benchmark; see :func:`aggregate_score` for what a Score holds."""
+def score(
+    lake: Any, model: str, layer: str, benchmark: BenchmarkSpec | str, workers: int | None = None, voxels: bool = True
+) -> xr.DataArray:
+    """Score one model layer on one benchmark; see :func:`aggregate_score` for what a Score holds.
+
+    A regression score carries its per-voxel r as ``attrs["voxel_r"]`` unless ``voxels=False``.
+    """
     spec = _as_spec(benchmark)
-    return score_many(lake, [(model, layer)], [spec])[(model, layer, spec.key)]
+    return score_many(lake, [(model, layer)], [spec], workers=workers, voxels=voxels)[(model, layer, spec.key)]
 
 
 __all__ = ["CellResult", "aggregate_score", "plan_work", "run_unit", "score", "score_many", "score_table"]

@@ -7,7 +7,9 @@ region, the test set or the ceiling convention, so one :class:`WorkUnit` per
 it: all four headline regions, ridge and ridgecv, and all nine ``ood_<category>`` benchmarks (the
 ``ood`` train set restricted only at test time). RDM benchmarks need no fit and get their own
 units, one per subject. :func:`group_by_aggregate` inverts the plan: which (unit, cell) results
-one aggregated score is made of.
+one aggregated score is made of. :func:`check_memory` (the one function here that looks at a lake,
+through lazy metadata only) states each unit's peak memory from its shapes and refuses a worker
+memory limit too small for one.
 """
 
 from __future__ import annotations
@@ -15,32 +17,26 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote
 
+import storage_schemas.names as _names
 from laion_lake.benchmarks import SHARED_POOL, BenchmarkSpec, load_benchmark
 
-# characters left as they are in a key component; everything else is %XX-escaped (UTF-8), so a
-# component never holds '/' and a key splits back into its parts
-_KEY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.+=@,")
-KEY_SEPARATOR = "/"
+# the one naming rule (storage_schemas.names): a component never holds '/', so a key splits back
+KEY_SEPARATOR = _names.KEY_SEPARATOR
 # split component of an rdm unit's key: not a stored split name, so it cannot collide with one
 RDM_SPLIT_COMPONENT = "rdm"
+# split_name of a CKA unit (one per subject, no fit; see laion_lake.scoring.cka_unit): not a stored split name either
+CKA_SPLIT_NAME = "cka"
 
 
 def escape_key_component(name: str) -> str:
-    """``name`` as one path component: unsafe characters %XX-escaped, a leading '.' too.
-
-    A leading dot is escaped so no component is ``.``, ``..`` or a hidden file name.
-    """
-    if not name:
-        raise ValueError("an empty name cannot be a key component")
-    escaped = "".join(c if c in _KEY_SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in name)
-    return "%2E" + escaped[1:] if escaped.startswith(".") else escaped
+    """``name`` as one path component, by the one naming rule (:func:`storage_schemas.names.escape_component`)."""
+    return _names.escape_component(name)
 
 
 def unescape_key_component(component: str) -> str:
     """Inverse of :func:`escape_key_component`."""
-    return unquote(component, errors="strict")
+    return _names.unescape_component(component)
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,9 @@ class WorkUnit:
 
     @property
     def kind(self) -> str:
-        """``"regression"`` (a fit on a train set) or ``"rdm"`` (no fit)."""
+        """``"regression"`` (a fit on a train set), ``"rdm"`` or ``"cka"`` (no fit)."""
+        if self.split_name == CKA_SPLIT_NAME:
+            return "cka"
         return "rdm" if self.split_name is None else "regression"
 
     @property
@@ -180,6 +178,8 @@ def cells_of(spec: BenchmarkSpec, subject: str) -> list[tuple[str, str | None, C
     pool = spec.pool_for(subject)
     if spec.kind == "rdm":
         return [(SHARED_POOL, None, Cell(spec.key, spec.region, spec.metric, None, 0))]
+    if spec.kind == "cka":
+        return [(SHARED_POOL, CKA_SPLIT_NAME, Cell(spec.key, spec.region, spec.metric, None, 0))]
     return [
         (pool, split_name, Cell(spec.key, spec.region, spec.metric, spec.test_ood_category, fold))
         for fold, split_name in enumerate(spec.folds)
@@ -245,3 +245,94 @@ def group_by_aggregate(plan: Iterable[UnitWork]) -> dict[Aggregate, tuple[tuple[
 def specs_by_key(benchmarks: Iterable[BenchmarkSpec | str]) -> Mapping[str, BenchmarkSpec]:
     """Benchmark key -> spec, for a runner that reads a cell's settings (nc filter, alphas, convention)."""
     return {spec.key: spec for spec in _benchmarks(benchmarks)}
+
+
+# --------------------------------------------------------------------------------------------------
+# memory per unit, known before any unit runs
+# --------------------------------------------------------------------------------------------------
+
+
+class WorkerMemoryError(ValueError):
+    """A worker memory limit too small for a unit of the plan (the message names the unit and bytes)."""
+
+
+def _plan_units(plan: Iterable) -> list[tuple[WorkUnit, list[tuple[str, BenchmarkSpec]]]]:
+    """(unit, [(region, spec), ...]) from a plan_work() tuple or a runner ScorePlan (keys)."""
+    out = []
+    units = getattr(plan, "units", plan)
+    for item in units:
+        if isinstance(item, UnitWork):
+            out.append((item.unit, [(cell.region, load_benchmark(cell.benchmark_key)) for cell in item.cells]))
+        else:
+            key, benchmark_keys = item
+            unit = WorkUnit.from_key(key)
+            specs = [load_benchmark(k) for k in benchmark_keys]
+            out.append((unit, [(spec.region, spec) for spec in specs]))
+    return out
+
+
+def unit_peak_bytes(lake: object, unit: WorkUnit, regions: Iterable[tuple[str, BenchmarkSpec]]) -> int:
+    """Peak resident bytes of one unit from its shapes (lazy metadata reads only).
+
+    The process base (``BASE_PROCESS_BYTES``), the solver's peak for the unit's shape
+    (:func:`laion_lake.compute.solvers.regression_peak_bytes` / ``rdm_peak_bytes``, largest region)
+    and the per-process cache: the larger of its bound and the float32 response blocks of the
+    unit's regions (a block larger than the bound is held by the unit, not the cache).
+    """
+    from laion_lake.compute.solvers import BASE_PROCESS_BYTES, rdm_peak_bytes, regression_peak_bytes
+
+    n_features = int(lake.features(unit.model, unit.layer).shape[1])
+    voxels, block_bytes = [], 0
+    for region, spec in {(r, (s.nc_threshold, s.nc_coord)): (r, s) for r, s in regions}.values():
+        responses = lake.responses(unit.subject, region, nc_threshold=spec.nc_threshold, nc_coord=spec.nc_coord)
+        voxels.append(int(responses.sizes["neuroid"]))
+        block_bytes += 4 * int(responses.sizes["stimulus_id"]) * voxels[-1]
+    if unit.kind == "rdm":
+        from laion_lake.scoring.units import rdm_stimuli
+
+        solver = rdm_peak_bytes(len(rdm_stimuli(lake)), n_features, max(voxels, default=0))
+    else:
+        train, test = lake.split(unit.pool, unit.split_name)
+        from laion_lake.scoring.units import FEATURE_CHUNK_SIZE
+
+        solver = regression_peak_bytes(len(train), len(test), n_features, max(voxels, default=0), FEATURE_CHUNK_SIZE)
+    from laion_lake.scoring.cache import process_cache
+
+    return BASE_PROCESS_BYTES + solver + max(block_bytes, process_cache().max_bytes)
+
+
+def check_memory(plan: Iterable, worker_memory_bytes: int, lake: object, concurrent_units: int = 1) -> dict[str, int]:
+    """Refuse a worker memory limit too small for any unit of ``plan``, before a cluster starts.
+
+    Parameters
+    ----------
+    plan : tuple of UnitWork (:func:`plan_work`) or a runner ``ScorePlan`` (``plan_keys``)
+    worker_memory_bytes : int
+        Memory limit of one worker (process).
+    lake : Lake
+        Where the shapes come from (split sizes, feature width, voxels past each NC filter).
+    concurrent_units : int
+        Units one worker runs at once (its threads): each needs its own solver memory.
+
+    Returns
+    -------
+    dict of unit key -> peak bytes of that unit
+
+    Raises
+    ------
+    WorkerMemoryError
+        Naming the first unit (largest need) that does not fit, the bytes it needs and the limit.
+    """
+    needs = {unit.key: unit_peak_bytes(lake, unit, regions) for unit, regions in _plan_units(plan)}
+    from laion_lake.compute.solvers import BASE_PROCESS_BYTES
+
+    for key, need in sorted(needs.items(), key=lambda item: -item[1]):
+        total = need + (concurrent_units - 1) * (need - BASE_PROCESS_BYTES)
+        if total > worker_memory_bytes:
+            raise WorkerMemoryError(
+                f"unit {key} needs {total} bytes ({total / 2**30:.2f} GiB"
+                + (f" for {concurrent_units} units at once" if concurrent_units > 1 else "")
+                + f") but the worker memory limit is {worker_memory_bytes} bytes ({worker_memory_bytes / 2**30:.2f} GiB); "
+                "give workers more memory or fewer threads"
+            )
+    return needs

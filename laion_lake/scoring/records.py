@@ -1,14 +1,17 @@
-"""Score records in the lake (``scores/``): append-only, idempotent per key, never half-written.
+"""Score records in the lake's repository (group ``results/``): they only grow, one commit each.
 
-Layout::
+Layout (one group per record directly under a fixed parent; the key's ``/`` become ``~``)::
 
-    scores/units/<model>/<layer>/<subject>/<pool>/<split>.json     one work unit's cell results
-    scores/aggregates/<model>/<layer>/<benchmark key>.json         one aggregated Score
+    results/units/<model>~<layer>~<subject>~<pool>~<split>     attrs["record"]: one unit's cell results
+    results/aggregates/<model>~<layer>~<benchmark key>         attrs["record"]: one aggregated Score
 
-Each record is one JSON document written whole (a local rename or one S3 PUT), so a reader sees
-a complete record or none. A unit record carries the checksums of the inputs it was computed
-from (feature set, subject assembly, splits); when an input is replaced, the record no longer
-matches and the unit is computed again instead of being skipped.
+Every record names its inputs (:func:`unit_inputs`, :func:`aggregate_inputs`: the content
+checksums of the feature set, subject assemblies, splits and stimulus table it was computed from).
+The skip check and :func:`load_scores` use only records whose inputs equal what the lake holds now;
+a replaced input makes its records stale (kept, never used, counted). A unit record is merged in
+its commit's session: cells of other benchmarks already recorded on the same inputs are kept,
+with or without ``force``, and a writer that meets a concurrent one redoes the merge on the new
+head, so no interleaving drops a cell.
 """
 
 from __future__ import annotations
@@ -25,30 +28,71 @@ from laion_lake.scoring.aggregate import aggregate_score
 from laion_lake.scoring.plan import Aggregate, Cell, UnitWork, WorkUnit, escape_key_component
 from laion_lake.scoring.units import CellResult, run_unit
 from storage_schemas import check_record, latest_version
+from storage_schemas.names import KEY_JOINER, KEY_SEPARATOR
 
-UNITS, AGGREGATES = "scores/units", "scores/aggregates"
+UNITS, AGGREGATES = "results/units", "results/aggregates"
+RECORD_ATTR = "record"
+
+
+def _group_name(key: str) -> str:
+    # key parts are escaped: neither '/' nor '~' occurs inside one, so this is reversible
+    return key.replace(KEY_SEPARATOR, KEY_JOINER)
 
 
 def unit_record_path(unit: WorkUnit) -> str:
-    return f"{UNITS}/{unit.key}.json"
+    return f"{UNITS}/{_group_name(unit.key)}"
 
 
 def aggregate_record_path(aggregate: Aggregate) -> str:
-    return f"{AGGREGATES}/{aggregate.key}.json"
+    return f"{AGGREGATES}/{_group_name(aggregate.key)}"
+
+
+def _read_record(session_or_storage: Any, relative: str) -> dict[str, Any] | None:
+    """The record at ``relative`` in a session (or the snapshot a LakeStorage reads), or None."""
+    import zarr
+
+    store = session_or_storage.session.store if hasattr(session_or_storage, "repository") else session_or_storage.store
+    try:
+        attrs = zarr.open_group(store, path=relative, mode="r").attrs
+    except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError, zarr.errors.NodeTypeValidationError):
+        return None
+    return dict(attrs[RECORD_ATTR]) if RECORD_ATTR in attrs else None
+
+
+def _write_record(session: Any, relative: str, record: Mapping[str, Any]) -> None:
+    import zarr
+
+    zarr.open_group(session.store, path=relative, mode="a").attrs[RECORD_ATTR] = dict(record)
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _table_inputs(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    return {"splits": manifest.get("splits"), "stimuli": manifest.get("stimuli")}
+
+
 def unit_inputs(lake: Any, unit: WorkUnit) -> dict[str, Any]:
-    """Checksums of what a unit reads, from the manifest: a changed input invalidates its record."""
+    """Content checksums of what a unit reads, from the manifest: a changed input makes its record stale."""
     manifest = lake.manifest
+    features = manifest["features"].get(escape_key_component(unit.model) + KEY_SEPARATOR + escape_key_component(unit.layer))
+    subject = manifest["subjects"].get(unit.subject)
     return {
-        "features": manifest["features"][f"{unit.model}/{unit.layer}"].get("checksum"),
-        "subject": manifest["subjects"][unit.subject].get("checksum"),
-        "splits": manifest.get("splits"),
-        "stimuli": manifest.get("stimuli"),
+        "features": None if features is None else features.get("checksum"),
+        "subject": None if subject is None else subject.get("checksum"),
+        **_table_inputs(manifest),
+    }
+
+
+def aggregate_inputs(lake: Any, model: str, layer: str, subjects: Iterable[str]) -> dict[str, Any]:
+    """Content checksums of what an aggregate was computed from: the feature set, each subject, the tables."""
+    manifest = lake.manifest
+    features = manifest["features"].get(escape_key_component(model) + KEY_SEPARATOR + escape_key_component(layer))
+    return {
+        "features": None if features is None else features.get("checksum"),
+        "subjects": {s: manifest["subjects"].get(s, {}).get("checksum") for s in sorted(set(subjects))},
+        **_table_inputs(manifest),
     }
 
 
@@ -74,9 +118,12 @@ def _nan_if_none(value: Any) -> float:
 
 
 def read_unit_record(lake: Any, unit: WorkUnit) -> dict[str, Any] | None:
-    """The stored record of a unit, or None when there is none."""
-    path = unit_record_path(unit)
-    return lake.storage.read_json(path) if lake.storage.exists(path) else None
+    """The stored record of a unit in the snapshot the lake reads, or None when there is none."""
+    return _read_record(lake.storage, unit_record_path(unit))
+
+
+def _cell_key(cell: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (cell["benchmark_key"], cell["region"], cell["metric"], cell["test_restriction"], cell["fold"])
 
 
 def _cells_covered(record: Mapping[str, Any], cells: Iterable[Cell]) -> bool:
@@ -85,7 +132,10 @@ def _cells_covered(record: Mapping[str, Any], cells: Iterable[Cell]) -> bool:
 
 
 def compute_unit_record(lake: Any, work: UnitWork, specs: Mapping[str, BenchmarkSpec], force: bool = False) -> str:
-    """Compute one unit and store its record, unless a valid record covering its cells exists.
+    """Compute one unit and store its record, unless a record on the same inputs covering its cells exists.
+
+    ``force`` recomputes the unit's cells even so; cells of other benchmarks in the record are
+    kept either way (records only grow).
 
     Returns
     -------
@@ -93,26 +143,31 @@ def compute_unit_record(lake: Any, work: UnitWork, specs: Mapping[str, Benchmark
         ``"skipped"`` (a record with the same inputs covering every cell exists) or ``"computed"``.
     """
     inputs = unit_inputs(lake, work.unit)
-    existing = None if force else read_unit_record(lake, work.unit)
-    if existing is not None and existing.get("inputs") == inputs and _cells_covered(existing, work.cells):
+    existing = read_unit_record(lake, work.unit)
+    if not force and existing is not None and existing.get("inputs") == inputs and _cells_covered(existing, work.cells):
         return "skipped"
-    results = run_unit(lake, work, specs)
-    # keep cells of other benchmarks computed earlier on the same inputs: records only grow
-    kept = []
-    if existing is not None and existing.get("inputs") == inputs:
-        new = {(r.benchmark_key, r.region, r.metric, r.test_restriction, r.fold) for r in results}
-        kept = [c for c in existing["results"] if (c["benchmark_key"], c["region"], c["metric"], c["test_restriction"], c["fold"]) not in new]
-    record = {
-        "key": work.unit.key,
-        "kind": "unit",
-        "schema": "score_record",
-        "schema_version": latest_version("score_record"),
-        "unit": {"model": work.unit.model, "layer": work.unit.layer, "subject": work.unit.subject, "pool": work.unit.pool, "split": work.unit.split_name},
-        "inputs": inputs,
-        "results": kept + [_json_ready(r.to_dict()) for r in results],
-        "created": _now(),
-    }
-    lake.storage.write_json(unit_record_path(work.unit), record)
+    results = [_json_ready(r.to_dict()) for r in run_unit(lake, work, specs)]
+    relative = unit_record_path(work.unit)
+
+    def change(session: Any) -> None:
+        # merge on the head this commit lands on: cells another writer recorded meanwhile are kept
+        current = _read_record(session, relative)
+        new = {_cell_key(r) for r in results}
+        kept = []
+        if current is not None and current.get("inputs") == inputs:
+            kept = [c for c in current["results"] if _cell_key(c) not in new]
+        _write_record(session, relative, {
+            "key": work.unit.key,
+            "kind": "unit",
+            "schema": "score_record",
+            "schema_version": latest_version("score_record"),
+            "unit": {"model": work.unit.model, "layer": work.unit.layer, "subject": work.unit.subject, "pool": work.unit.pool, "split": work.unit.split_name},
+            "inputs": inputs,
+            "results": kept + results,
+            "created": _now(),
+        })
+
+    lake.storage.write(f"unit record {work.unit.key}", change)
     return "computed"
 
 
@@ -150,14 +205,14 @@ def score_to_record(score: xr.DataArray) -> dict[str, Any]:
         "convention": attrs["convention"],
         "value": float(score.values),
         "created": _now(),
-        **{k: v for k, v in attrs.items() if k not in ("model", "layer", "benchmark", "benchmark_version", "convention")},
+        **{k: v for k, v in attrs.items() if k not in ("model", "layer", "benchmark", "benchmark_version", "convention", "voxel_r")},
     }
     return _json_ready(record)
 
 
 def record_to_score(record: Mapping[str, Any]) -> xr.DataArray:
     """Inverse of :func:`score_to_record` (NaN restored where JSON holds null)."""
-    attrs = {k: v for k, v in record.items() if k not in ("value", "key", "kind", "created", "schema", "schema_version", "benchmark_spec")}
+    attrs = {k: v for k, v in record.items() if k not in ("value", "key", "kind", "created", "schema", "schema_version", "benchmark_spec", "inputs", "units")}
     for name in ("raw", "ceiling", "error"):
         attrs[name] = _nan_if_none(attrs.get(name))
     attrs["created"] = record.get("created")
@@ -165,32 +220,71 @@ def record_to_score(record: Mapping[str, Any]) -> xr.DataArray:
 
 
 def write_aggregate_record(lake: Any, aggregate: Aggregate, spec: BenchmarkSpec, pairs: Sequence[tuple[WorkUnit, Cell]]) -> xr.DataArray:
-    """Aggregate the stored unit records of one (feature set, benchmark) and store the Score."""
-    score = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results_for(lake, pairs))
-    record = {**score_to_record(score), "benchmark_spec": _json_ready(spec.to_dict())}
-    check_record(record, "score_record", where=lake.storage.display(aggregate_record_path(aggregate)))
-    lake.storage.write_json(aggregate_record_path(aggregate), record)
+    """Aggregate the stored unit records of one (feature set, benchmark) and store the Score.
+
+    The record names its inputs (:func:`aggregate_inputs`) and the unit records it came from.
+    """
+    lake.refresh()  # the units were recorded by other writers after this lake was opened
+    score = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results_for(lake, pairs), lake=lake)
+    record = {
+        **score_to_record(score),
+        "benchmark_spec": _json_ready(spec.to_dict()),
+        "inputs": aggregate_inputs(lake, aggregate.model, aggregate.layer, [unit.subject for unit, _ in pairs]),
+        "units": sorted({unit.key for unit, _ in pairs}),
+    }
+    relative = aggregate_record_path(aggregate)
+    check_record(record, "score_record", where=lake.storage.display(relative))
+    lake.storage.write(f"aggregate record {aggregate.key}", lambda session: _write_record(session, relative, record))
     return score
 
 
-def load_scores(lake: Any, model: str | None = None, layer: str | None = None, benchmark: str | None = None) -> list[xr.DataArray]:
-    """Every aggregated Score stored in the lake, optionally filtered; sorted by (model, layer, benchmark)."""
-    fs = lake.storage.fs
-    root = lake.storage.path(AGGREGATES)
-    if not fs.exists(root):
-        return []
-    scores = []
-    for path in sorted(fs.find(root)):
-        if not path.endswith(".json"):
+class Scores(list):
+    """A list of Score DataArrays that also tells how many stale records were left out (``stale``)."""
+
+    stale: int = 0
+
+
+def _is_current(lake: Any, record: Mapping[str, Any]) -> bool:
+    inputs = record.get("inputs")
+    if inputs is None:
+        return False  # a record that does not name its inputs cannot be trusted to be current
+    return inputs == aggregate_inputs(lake, record["model"], record["layer"], inputs.get("subjects", {}))
+
+
+def load_scores(lake: Any, model: str | None = None, layer: str | None = None, benchmark: str | None = None) -> Scores:
+    """The aggregated Scores stored in the lake whose inputs equal what it holds now, optionally filtered.
+
+    Sorted by (model, layer, benchmark). Records computed from inputs since replaced are left out
+    and counted in the result's ``stale`` attribute.
+    """
+    scores = Scores()
+    group = lake.storage.group(AGGREGATES)
+    if group is None:
+        return scores
+    for _, child in sorted(group.groups(), key=lambda item: item[0]):
+        if RECORD_ATTR not in child.attrs:
             continue
-        relative = f"{AGGREGATES}/{path[len(root) + 1:]}"
-        record = lake.storage.read_json(relative)
+        record = dict(child.attrs[RECORD_ATTR])
         if model not in (None, record["model"]) or layer not in (None, record["layer"]):
             continue
         if benchmark not in (None, record["benchmark"], record.get("benchmark_key")):
             continue
+        if not _is_current(lake, record):
+            scores.stale += 1
+            continue
         scores.append(record_to_score(record))
-    return sorted(scores, key=lambda s: (s.attrs["model"], s.attrs["layer"], s.attrs["benchmark_key"]))
+    scores.sort(key=lambda s: (s.attrs["model"], s.attrs["layer"], s.attrs["benchmark_key"]))
+    return scores
+
+
+
+
+def unit_records(lake: Any, model: str | None = None, layer: str | None = None) -> list[dict[str, Any]]:
+    """Every unit record in the snapshot the lake reads, optionally of one model (and layer), by key."""
+    group = lake.storage.group(UNITS)
+    records = [] if group is None else [dict(child.attrs[RECORD_ATTR]) for _, child in group.groups() if RECORD_ATTR in child.attrs]
+    records = [r for r in records if model in (None, r["unit"]["model"]) and layer in (None, r["unit"]["layer"])]
+    return sorted(records, key=lambda r: r["key"])
 
 
 __all__ = [
@@ -200,5 +294,6 @@ __all__ = [
     "read_unit_record",
     "record_to_score",
     "score_to_record",
+    "unit_records",
     "write_aggregate_record",
 ]

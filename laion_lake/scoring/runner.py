@@ -1,14 +1,20 @@
 """Work units addressed by keys: what a Prefect task (or any scheduler) calls.
 
 Tasks pass a lake URL, storage options and string keys, never arrays; each call opens the lake
-itself and reads only the slices its unit needs. BLAS runs single-threaded inside a unit so that
-a score does not depend on how many threads a worker has: the same inputs give bit-identical
-scores on one process or on a cluster of any size (parallelism comes from running units side by side).
+itself and reads only the slices its unit needs. BLAS runs with a fixed thread count
+(``BLAS_THREADS`` = 1) inside every unit, so that a score does not depend on how many threads a
+worker has or how many units run at once: the same inputs give bit-identical scores on one process
+or on a cluster of any size. Parallelism comes from running units side by side (one per core:
+Dask worker threads or processes, or :func:`laion_lake.scoring.api.score_many`'s thread pool), so
+the machine is full but not oversubscribed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +30,40 @@ BLAS_THREADS = 1
 # a unit reads its lake slices with a local thread pool, never through the cluster it runs on:
 # a task that submitted its reads to the scheduler would block its worker's thread and deadlock
 LOCAL_DASK = {"scheduler": "threads"}
+
+_blas_lock = threading.Lock()
+_blas_users = [0, None]  # units inside fixed_blas_threads(), and the limiter to undo at the last exit
+
+
+@contextlib.contextmanager
+def fixed_blas_threads(n_threads: int = BLAS_THREADS) -> Iterator[None]:
+    """BLAS pinned to ``n_threads`` for as long as any unit of this process is running.
+
+    ``threadpool_limits`` is process-wide and restores the previous setting on exit: nested in
+    several threads at once, the first unit to finish would unpin BLAS under the others (and make
+    their results depend on the timing). Here the first unit in sets the limit and the last one
+    out restores it.
+    """
+    with _blas_lock:
+        if _blas_users[0] == 0:
+            _blas_users[1] = threadpool_limits(n_threads)
+        _blas_users[0] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users[0] -= 1
+            if _blas_users[0] == 0:
+                _blas_users[1].restore_original_limits()
+                _blas_users[1] = None
+
+
+def default_workers() -> int:
+    """Units run at once in process: one per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -60,7 +100,7 @@ def run_unit_by_key(lake_url: str, storage_options: dict[str, Any] | None, unit_
     unit = WorkUnit.from_key(unit_key)
     specs = specs_by_key(benchmark_keys)
     work = next(w for w in plan_work([unit.feature_set], specs.values()) if w.unit == unit)
-    with threadpool_limits(BLAS_THREADS), dask.config.set(LOCAL_DASK):
+    with fixed_blas_threads(), dask.config.set(LOCAL_DASK):
         return compute_unit_record(_open(lake_url, storage_options), work, specs, force=force)
 
 

@@ -1,8 +1,14 @@
-"""Run one work unit: load one subject's slices lazily from the lake, fit once, score every cell.
+"""Run one work unit: load one subject's slices from the lake, fit once, score every cell.
 
-A regression unit builds the centred kernel of its feature set on its train set and
-eigendecomposes it once; every region, both ridge metrics and every test restriction (the nine
-``ood_<category>`` cells) reuse that decomposition. An rdm unit builds the model RDM once and
+A regression unit decomposes its feature set on its train set once, by the cheaper exact route
+(:func:`laion_lake.compute.solvers.decompose_train_features`: a thin SVD of the features when
+they are fewer than the train stimuli, else the eigendecomposition of the centred kernel, built by
+streaming feature chunks); every region, both ridge metrics and every test restriction (the nine
+``ood_<category>`` cells) reuse that decomposition. Responses come through the per-process cache
+(:mod:`laion_lake.scoring.cache`): a subject's regions are read once per process, not once per unit.
+Inputs no score can be computed from (a constant feature set, no voxel past the NC threshold,
+features that over- or underflow float64) raise a named
+:class:`~laion_lake.compute.solvers.NumericalInputError`, never a silent NaN. An rdm unit builds the model RDM once and
 compares it with each region's brain RDM. One subject at a time, dense: no block-diagonal array.
 """
 
@@ -10,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -25,14 +31,15 @@ from laion_lake.compute.ceiling import (
     rdm_ceiling,
 )
 from laion_lake.compute.correlation import pearson_r_per_column, representational_dissimilarity_matrix, spearman_rdm_similarity
-from laion_lake.compute.kernel import compute_centered_linear_kernels
-from laion_lake.compute.ridge import eigendecompose_centered_kernel
+from laion_lake.compute.solvers import ConstantInputError, FeatureRangeError, NumericalInputError, decompose_train_features
+from laion_lake.scoring.cache import Responses, features_for, responses_for
 from laion_lake.scoring.plan import Cell, UnitWork, WorkUnit
 
 # feature columns streamed per kernel GEMM step: bounds memory for very wide layers
-FEATURE_CHUNK_SIZE = 8192
-# feature sets up to this size are read whole (one read); wider ones are streamed chunk by chunk
-IN_MEMORY_FEATURE_BYTES = 1 << 30
+FEATURE_CHUNK_SIZE = 2048
+# feature blocks up to this size (float32 as stored) are read whole (one read); wider ones are
+# streamed chunk by chunk, so that a unit never holds a (stimuli x features) block of a wide layer
+IN_MEMORY_FEATURE_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,10 @@ class CellResult:
         The ceiled score under the convention.
     alpha : float or None
         The alpha of the fit (ridgecv's choice), None for rdm.
+    voxel_r : array of shape (n_voxels,), float64, or None
+        Per-voxel Pearson r of a regression cell, in the order of ``neuroid``; not in :meth:`to_dict`.
+    neuroid : str array of shape (n_voxels,), or None
+        The neuroid ids of the cell's responses; not in :meth:`to_dict`.
     """
 
     unit_key: str
@@ -66,9 +77,15 @@ class CellResult:
     n_train: int
     n_test: int
     n_voxels: int
+    voxel_r: np.ndarray | None = field(default=None, compare=False, repr=False)
+    neuroid: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The scalar fields (JSON-ready but for NaN); the per-voxel arrays are left out."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _ARRAY_FIELDS}
+
+
+_ARRAY_FIELDS = ("voxel_r", "neuroid")
 
 
 def _voxel_group(spec: BenchmarkSpec) -> tuple[float | None, str]:
@@ -99,8 +116,84 @@ def regression_ceiled(spec: BenchmarkSpec, r: np.ndarray, nc: np.ndarray, ncsnr:
     return raw, ceiling, nsd_ceiled_score(r[finite], nc_test[finite])
 
 
+def _context(unit: WorkUnit, region: str | None = None) -> str:
+    where = f"{unit.model}/{unit.layer} on {unit.subject}"
+    return f"{where} {region}" if region else where
+
+
+def _named(error: NumericalInputError, context: str) -> NumericalInputError:
+    """The same error class, its message prefixed with the model, layer, subject (and region)."""
+    return type(error)(f"{context}: {error}")
+
+
+def _check_voxels(responses: Responses, unit: WorkUnit, region: str, threshold: float | None, nc_coord: str) -> None:
+    if responses.n_neuroids == 0:
+        rule = "no filter" if threshold is None else f"{nc_coord} > {threshold:g}"
+        raise ConstantInputError(f"{_context(unit, region)}: no voxel passes the noise-ceiling threshold ({rule}); the cell has no score")
+
+
+class ColumnChunks:
+    """A lazy (rows x features) block read by column slices, each computed on a local thread pool.
+
+    What the streaming kernel and RDM builders read from: ``X[:, a:b]`` gives a numpy array, so no
+    (stimuli x features) block of a wide layer is ever held whole. Reads are aligned to the
+    store's feature chunks: the storage-chunk-wide block holding ``a:b`` is read once (float32,
+    as stored) and kept until a slice outside it is asked for, so a solver streaming narrower
+    slices never reads a stored chunk twice. The reads never go through a Dask cluster the unit
+    may be running on (that would block the worker's thread).
+    """
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.shape = data.shape
+        self.nbytes = data.nbytes
+        self._bounds = np.cumsum((0, *data.chunks[1]))
+        self._block: tuple[int, int, np.ndarray] | None = None
+
+    def _read_block(self, column: int) -> tuple[int, int, np.ndarray]:
+        index = int(np.searchsorted(self._bounds, column, side="right")) - 1
+        start, stop = int(self._bounds[index]), int(self._bounds[index + 1])
+        self._block = None  # free the previous block before reading the next
+        self._block = (start, stop, np.asarray(self.data[:, start:stop].compute(scheduler="threads")))
+        return self._block
+
+    def __getitem__(self, index: Any) -> Any:
+        if not (isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None) and isinstance(index[1], slice)):
+            return RowsOf(self, np.asarray(index))
+        first, last, _ = index[1].indices(self.shape[1])
+        parts = []
+        while first < last:
+            start, stop, block = self._block if self._block and self._block[0] <= first < self._block[1] else self._read_block(first)
+            parts.append(block[:, first - start : min(last, stop) - start])
+            first = min(last, stop)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
+class RowsOf:
+    """Rows of a :class:`ColumnChunks` (train or test), sharing its block: a stored chunk is read once for both."""
+
+    def __init__(self, parent: ColumnChunks, rows: np.ndarray) -> None:
+        self.parent, self.rows = parent, rows
+        self.shape = (len(rows), parent.shape[1])
+        self.nbytes = parent.nbytes // max(parent.shape[0], 1) * len(rows)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return self.parent[index][self.rows]
+
+
+def _features_block(lake: Any, unit: WorkUnit, ids: np.ndarray) -> Any:
+    """The unit's feature rows: read whole when small, else lazy, to be streamed by column chunks."""
+    cached = features_for(lake, unit.model, unit.layer, ids)
+    if cached is not None:
+        return cached
+    features = lake.features(unit.model, unit.layer, ids).data
+    if features.nbytes <= IN_MEMORY_FEATURE_BYTES:
+        return np.asarray(features.compute(scheduler="threads"))
+    return ColumnChunks(features)
+
+
 def run_regression_unit(lake: Any, work: UnitWork, specs: Mapping[str, BenchmarkSpec]) -> list[CellResult]:
-    """Score every cell of a regression unit (one kernel and one eigendecomposition)."""
+    """Score every cell of a regression unit (one decomposition, by the cheaper exact route)."""
     unit = work.unit
     train_ids, test_ids = lake.split(unit.pool, unit.split_name)
     ids = np.concatenate([train_ids, test_ids])
@@ -108,43 +201,65 @@ def run_regression_unit(lake: Any, work: UnitWork, specs: Mapping[str, Benchmark
     ids = ids[order]
     is_train = np.zeros(len(ids), bool)
     is_train[np.searchsorted(ids, train_ids)] = True
-    features = lake.features(unit.model, unit.layer, ids).data
+    features = _features_block(lake, unit, ids)
     X_train, X_test = features[np.flatnonzero(is_train)], features[np.flatnonzero(~is_train)]
-    if features.nbytes <= IN_MEMORY_FEATURE_BYTES:
-        X_train, X_test = np.asarray(X_train), np.asarray(X_test)
-    # else the kernel streams feature chunks from the lake, so a wide layer never sits whole in memory
-    K_train, K_test = compute_centered_linear_kernels(X_train, X_test, feature_chunk_size=FEATURE_CHUNK_SIZE)
-    decomposition = eigendecompose_centered_kernel(K_train, K_test, overwrite_kernel=True)
-    del K_train, K_test
+    del features
+    try:
+        decomposition = decompose_train_features(X_train, X_test, feature_chunk_size=FEATURE_CHUNK_SIZE)
+    except NumericalInputError as error:
+        raise _named(error, _context(unit)) from None
+    del X_train, X_test
     test_categories = lake.stimuli["ood_category"].sel(stimulus_id=ids[~is_train]).values
 
     by_region: dict[tuple[str, float | None, str], list[Cell]] = defaultdict(list)
     for cell in work.cells:
         by_region[(cell.region, *_voxel_group(specs[cell.benchmark_key]))].append(cell)
-    results = []
-    for (region, threshold, nc_coord), cells in sorted(by_region.items(), key=lambda item: str(item[0])):
-        responses = lake.responses(unit.subject, region, ids, nc_threshold=threshold, nc_coord=nc_coord)
-        Y = np.asarray(responses.values, dtype=np.float64)
-        Y_train, Y_test = Y[is_train], Y[~is_train]
-        test_repeats = responses["n_repeats"].values[~is_train]
-        nc, ncsnr = responses[nc_coord].values, responses["ncsnr"].values
-        fits: dict[tuple[str, tuple[float, ...]], tuple[np.ndarray, float]] = {}
+    groups = sorted(by_region.items(), key=lambda item: str(item[0]))
+    responses = {}
+    for group, _ in groups:
+        region, threshold, nc_coord = group
+        responses[group] = responses_for(lake, unit.subject, region, ids, threshold, nc_coord)
+        _check_voxels(responses[group], unit, region, threshold, nc_coord)
+
+    # fits: (metric, alphas) -> region group -> (predictions, alpha); ridgecv of every region in one
+    # sweep (the primal route shares its per-alpha work across regions)
+    fits: dict[tuple[str, tuple[float, ...]], dict[tuple, tuple[np.ndarray, float]]] = {}
+    for group, cells in groups:
         for cell in cells:
             spec = specs[cell.benchmark_key]
-            fit_key = (cell.metric, tuple(spec.alphas))
-            if fit_key not in fits:
-                if cell.metric == "ridgecv":
-                    outcome = decomposition.ridgecv(Y_train, alphas=np.asarray(spec.alphas))
-                    fits[fit_key] = (outcome.predictions, float(outcome.alpha))
-                else:
-                    fits[fit_key] = (decomposition.ridge(Y_train, alpha=spec.alphas[0]), float(spec.alphas[0]))
-            predictions, alpha = fits[fit_key]
+            fits.setdefault((cell.metric, tuple(spec.alphas)), {})[group] = None  # type: ignore[assignment]
+    for (metric, alphas), members in fits.items():
+        names = list(members)
+        if metric == "ridgecv":
+            outcomes = decomposition.ridgecv_many([responses[g].values[is_train] for g in names], alphas=np.asarray(alphas))
+            for group, outcome in zip(names, outcomes):
+                members[group] = (outcome.predictions, float(outcome.alpha))
+        else:
+            for group in names:
+                members[group] = (decomposition.ridge(responses[group].values[is_train], alpha=alphas[0]), float(alphas[0]))
+
+    results = []
+    for group, cells in groups:
+        region, threshold, nc_coord = group
+        block = responses[group]
+        Y_test = np.asarray(block.values[~is_train], dtype=np.float64)
+        test_repeats = block.n_repeats[~is_train]
+        nc, ncsnr = block.coords[nc_coord], block.coords["ncsnr"]
+        for cell in cells:
+            spec = specs[cell.benchmark_key]
+            predictions, alpha = fits[(cell.metric, tuple(spec.alphas))][group]
             rows = np.ones(len(Y_test), bool) if cell.test_restriction is None else test_categories == cell.test_restriction
             r = pearson_r_per_column(predictions[rows], Y_test[rows])
+            if not np.isfinite(r).any():
+                raise FeatureRangeError(
+                    f"{_context(unit, region)}: every voxel's prediction (or response) is constant on the test stimuli "
+                    f"(alpha {alpha:g}): the fitted signal under- or overflows float64 next to the intercept; rescale the features"
+                )
             raw, ceiling, ceiled = regression_ceiled(spec, r, nc, ncsnr, test_repeats[rows])
             results.append(
                 CellResult(unit.key, cell.benchmark_key, unit.subject, cell.fold, region, cell.metric, cell.test_restriction,
-                           spec.convention, raw, ceiling, ceiled, alpha, int(is_train.sum()), int(rows.sum()), int(Y.shape[1]))
+                           spec.convention, raw, ceiling, ceiled, alpha, int(is_train.sum()), int(rows.sum()), int(block.n_neuroids),
+                           voxel_r=r, neuroid=np.asarray(block.coords.get("neuroid_id", block.coords["neuroid"])).astype(str))
             )
     return results
 
@@ -156,28 +271,45 @@ def rdm_stimuli(lake: Any) -> np.ndarray:
     return np.sort(table["stimulus_id"].values[keep])
 
 
+def _safe_rdm(patterns: Any, what: str) -> np.ndarray:
+    """RDM of ``patterns``, refusing a constant pattern (its correlations are undefined) by name."""
+    if patterns.shape[1] < 2:
+        raise ConstantInputError(f"{what}: {patterns.shape[1]} unit(s); an RDM needs at least 2 to correlate patterns")
+    rdm = representational_dissimilarity_matrix(patterns)
+    constant = np.isnan(np.diag(rdm))
+    if constant.any():
+        raise ConstantInputError(f"{what}: {int(constant.sum())} stimulus pattern(s) are constant (first at row {int(np.flatnonzero(constant)[0])}): their dissimilarities are undefined")
+    return rdm
+
+
 def run_rdm_unit(lake: Any, work: UnitWork, specs: Mapping[str, BenchmarkSpec]) -> list[CellResult]:
-    """Score every cell of an rdm unit: one model RDM, one brain RDM per region."""
+    """Score every cell of an rdm unit: one model RDM (features streamed by columns), one brain RDM per region."""
     unit = work.unit
     ids = rdm_stimuli(lake)
-    features = np.asarray(lake.features(unit.model, unit.layer, ids).values, dtype=np.float64)
-    model_rdm = representational_dissimilarity_matrix(features)
+    features = _features_block(lake, unit, ids)
+    model_rdm = _safe_rdm(features, f"{unit.model}/{unit.layer} features on the rdm stimuli")
+    del features
     results = []
     for cell in work.cells:
         spec = specs[cell.benchmark_key]
-        responses = lake.responses(unit.subject, cell.region, ids, nc_threshold=spec.nc_threshold, nc_coord=spec.nc_coord)
-        brain_rdm = representational_dissimilarity_matrix(np.asarray(responses.values, dtype=np.float64))
+        responses = responses_for(lake, unit.subject, cell.region, ids, spec.nc_threshold, spec.nc_coord)
+        _check_voxels(responses, unit, cell.region, spec.nc_threshold, spec.nc_coord)
+        brain_rdm = _safe_rdm(responses.values, f"{unit.subject} {cell.region} responses on the rdm stimuli")
         raw = spearman_rdm_similarity(model_rdm, brain_rdm)
-        ceiling = rdm_ceiling(responses[spec.nc_coord].values)
+        ceiling = rdm_ceiling(responses.coords[spec.nc_coord])
         results.append(
             CellResult(unit.key, cell.benchmark_key, unit.subject, cell.fold, cell.region, cell.metric, None,
-                       spec.convention, raw, ceiling, rdm_ceiled_score(raw, ceiling), None, 0, len(ids), int(responses.sizes["neuroid"]))
+                       spec.convention, raw, ceiling, rdm_ceiled_score(raw, ceiling), None, 0, len(ids), int(responses.n_neuroids))
         )
     return results
 
 
 def run_unit(lake: Any, work: UnitWork, specs: Mapping[str, BenchmarkSpec]) -> list[CellResult]:
     """Every cell result of one work unit."""
+    if work.unit.kind == "cka":
+        from laion_lake.scoring.cka_unit import run_cka_unit
+
+        return run_cka_unit(lake, work, specs)
     if work.unit.kind == "rdm":
         return run_rdm_unit(lake, work, specs)
     return run_regression_unit(lake, work, specs)

@@ -50,13 +50,15 @@ def make_lake(
 
     data = SyntheticDataset(scale, seed)
     lake = create_lake(url, storage_options)
-    lake.write_stimuli(data.stimuli, overwrite=overwrite)
-    lake.write_splits(data.split_documents(), overwrite=overwrite)
-    for subject in data.subjects:
-        lake.write_subject(subject, data.subject(subject), overwrite=overwrite)
-    for model, layer in MODEL_LAYERS.items():
-        lake.write_features(model, layer, data.feature_set(model), overwrite=overwrite)
-    lake.set_provenance(data.provenance)
+    # one commit: a killed or failed synth leaves the lake exactly as it was
+    with lake.transaction(f"synthetic lake ({scale}, seed {seed}){' (overwrite)' if overwrite else ''}"):
+        lake.write_stimuli(data.stimuli, overwrite=overwrite)
+        lake.write_splits(data.split_documents(), overwrite=overwrite)
+        for subject in data.subjects:
+            lake.write_subject(subject, data.subject(subject), overwrite=overwrite)
+        for model, layer in MODEL_LAYERS.items():
+            lake.write_features(model, layer, data.feature_set(model), overwrite=overwrite)
+        lake.set_provenance(data.provenance)
     return open_lake(url, storage_options)
 
 

@@ -33,13 +33,17 @@ SPEC_HEADLINE = {
     *(f"LAION_fMRI_persubject.{r}-{s}-ridgecv" for r in ("V1", "V2", "V4", "IT") for s in ("tau", "ood")),
     *(f"LAION_fMRI.{r}-rdm-pearson" for r in ("V1", "V2", "V4", "IT")),
 }
+# and the four CKA cells Brain-Score added (SPEC 3, 3.4): 24 leaderboard cells
+SPEC_CKA = {f"Zerbe2026_fmri.{r}-cka" for r in ("V1", "V2", "V4", "IT")}
+RENAMED = {"LAION_fMRI": "Zerbe2026_fmri", "LAION_fMRI_persubject": "Zerbe2026_fmri_persubject"}
 
 
-def test_headline_ids_are_exactly_the_20_of_the_spec():
+def test_leaderboard_ids_are_the_20_headline_ones_and_the_4_cka_cells_once_each():
     ids = list_benchmarks()
-    assert len(ids) == 20
-    assert len(set(ids)) == 20
-    assert set(ids) == SPEC_HEADLINE
+    assert len(ids) == 24
+    assert len(set(ids)) == 24
+    assert set(ids[:20]) == SPEC_HEADLINE
+    assert {load_benchmark(i).key for i in SPEC_CKA} == set(ids[20:])
     assert ids[0] == "LAION_fMRI.V1-tau-ridgecv"
 
 
@@ -79,9 +83,9 @@ def test_alphas_are_the_21_powers_of_ten():
 def test_every_factory_cell_parses_and_formats_back():
     ids = valid_identifiers()
     assert len(ids) == len(set(ids))
-    # 2 families x 6 regions x 22 splits x 2 regression metrics + 6 shared-pool rdm
+    # 2 families x 6 regions x 22 splits x 2 regression metrics + 6 shared-pool rdm + 6 shared-pool cka
     assert len(SPLITS) == 2 + 5 + 5 + 9 + 1
-    assert len(ids) == 2 * 6 * 22 * 2 + 6
+    assert len(ids) == 2 * 6 * 22 * 2 + 6 + 6
     assert SPEC_HEADLINE <= set(ids)
     for identifier in ids:
         parts = parse_identifier(identifier)
@@ -290,3 +294,37 @@ def test_version_is_recorded():
     assert spec.version == 2 and spec.to_dict()["version"] == 2
     with pytest.raises(ValueError):
         BenchmarkSpec("LAION_fMRI", "V1", "tau", "ridgecv", version=0)
+
+
+@pytest.mark.parametrize("identifier", sorted(SPEC_HEADLINE) + ["LAION_fMRI.IT-cka"])
+def test_brainscore_family_names_resolve_to_the_same_benchmark(identifier):
+    family, rest = identifier.split(".", 1)
+    alias = f"{RENAMED[family]}.{rest}"
+    spec, same = load_benchmark(identifier), load_benchmark(alias)
+    assert same == spec and same.key == spec.key == identifier
+    assert hash(same) == hash(spec)
+    assert spec.aliases == (alias,)
+    # settings in a key travel with the alias too
+    assert load_benchmark(f"{alias}@convention=nsd").key == f"{identifier}@convention=nsd"
+
+
+def test_alias_spellings_are_listed_once_and_bad_ones_suggest_them():
+    from laion_lake.benchmarks import FAMILY_ALIASES, aliases_text
+
+    assert dict(FAMILY_ALIASES) == {v: k for k, v in RENAMED.items()}
+    assert all(load_benchmark(i).key == i for i in list_benchmarks())  # canonical spellings only
+    assert "Zerbe2026_fmri.* = LAION_fMRI.*" in aliases_text()
+    with pytest.raises(UnknownBenchmarkError, match="did you mean 'Zerbe2026_fmri'"):
+        load_benchmark("Zerbe2026_fMRI.V1-cka")
+    with pytest.raises(UnknownBenchmarkError, match="shared pool only"):
+        load_benchmark("Zerbe2026_fmri_persubject.V1-cka")
+
+
+def test_cka_cells_take_no_split_and_no_alphas():
+    spec = load_benchmark("Zerbe2026_fmri.V4-cka")
+    assert spec.kind == "cka" and spec.split is None and spec.folds == () and spec.alphas == ()
+    with pytest.raises(UnknownBenchmarkError, match="takes no split"):
+        load_benchmark("Zerbe2026_fmri.V4-tau-cka")
+    with pytest.raises(ValueError, match="takes no alphas"):
+        load_benchmark("LAION_fMRI.V4-cka", alphas=(1.0,))
+    assert BenchmarkSpec.from_dict(spec.to_dict()) == spec

@@ -189,7 +189,7 @@ def test_cli_features_add_and_ls(lake, ids, activations, tmp_path, capsys):
     args = parser.parse_args(["features", "add", lake.url, "cli", "layer", str(path), "--ids", str(ids_path)])
     assert args.run(args) == 0
     out = capsys.readouterr().out
-    assert "wrote features/cli/layer.zarr: 40 stimuli x 6 features" in out
+    assert "wrote features/cli~layer: 40 stimuli x 6 features" in out
     assert hashlib.sha256(path.read_bytes()).hexdigest() in out
     args = parser.parse_args(["features", "ls", lake.url])
     assert args.run(args) == 0

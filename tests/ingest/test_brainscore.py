@@ -154,3 +154,70 @@ def test_bad_files_are_named(parts, tmp_path):
     text.write_text("not netcdf")
     with pytest.raises(IngestError, match="not a NetCDF file"):
         import_brainscore_assembly(text, str(tmp_path / "lake"))
+
+
+def published_assembly(part: dict, subject: str) -> xr.DataArray:
+    """One subject's assembly as Brain-Score's packaging builds it (build_assembly.py, repackage_for_s3.py):
+    one ``data`` variable, range index coordinates, BIDS session labels, repetition from 0, int32 voxel index."""
+    n, v = part["betas"].shape
+    order = np.lexsort((part["beta_index"], part["session"]))
+    labels = part["stimulus_id"][order]
+    repetition = np.zeros(n, np.int64)
+    for i in set(labels.tolist()):
+        repetition[labels == i] = np.arange((labels == i).sum())  # groupby("label").cumcount()
+    betas = part["betas"][order].astype(np.float32)
+    betas[3, 1] = np.nan
+    return xr.DataArray(
+        betas,
+        dims=("presentation", "neuroid"),
+        coords={
+            "presentation": np.arange(n),
+            "stimulus_id": ("presentation", labels.astype(object)),
+            "session": ("presentation", np.array([f"ses-{s:02d}" for s in part["session"][order]], dtype=object)),
+            "run": ("presentation", part["run"][order]),
+            "beta_index": ("presentation", part["beta_index"][order]),
+            "repetition": ("presentation", repetition),
+            "neuroid": np.arange(v),
+            "subject_id": ("neuroid", np.full(v, subject, dtype=object)),
+            "region": ("neuroid", part["region"].astype(object)),
+            "roi": ("neuroid", part["roi"].astype(object)),
+            "voxel_index_in_brain_mask": ("neuroid", part["voxel"].astype(np.int32)),
+            **{name: ("neuroid", part["nc"][name].astype(np.float32)) for name in ("nc_4rep", "nc_12rep", "nc_allrep")},
+        },
+        name="data",
+    )
+
+
+@pytest.mark.parametrize("index", ["range", "brainio"])
+def test_netcdf4_assembly_as_brainscore_publishes_it(parts, tmp_path, index):
+    data = published_assembly(parts["sub-05"], "sub-05")
+    if index == "brainio":  # brainio writes MultiIndex dims reset: level coordinates, no index variable
+        data = data.drop_vars(["presentation", "neuroid"])
+        data = data.set_index(presentation=["stimulus_id", "session", "run", "beta_index", "repetition"], neuroid=["subject_id", "region", "roi", "voxel_index_in_brain_mask", "nc_4rep", "nc_12rep", "nc_allrep"])
+        data = data.reset_index(["presentation", "neuroid"])
+    path = tmp_path / "persubject_sub-05_brainscore.nc"
+    data.to_netcdf(path, engine="h5netcdf")
+    assert path.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"  # NetCDF4 = HDF5
+    report = import_brainscore_assembly(path, str(tmp_path / "lake"))
+    ds = open_lake(str(tmp_path / "lake")).subject("sub-05")
+    notes = report.subjects["sub-05"].notes
+    assert "repetition renumbered from 1 in trial order (the file's counts from 0)" in notes
+    assert any("1 NaN beta(s) set to 0" in n for n in notes)
+    keys = list(zip(ds["session"].values.tolist(), ds["run"].values.tolist(), ds["beta_index"].values.tolist()))
+    source = list(zip([int(s[4:]) for s in data["session"].values], data["run"].values.tolist(), data["beta_index"].values.tolist()))
+    assert keys == sorted(source) and ds["session"].dtype == np.int16
+    rows = [source.index(key) for key in keys]
+    columns = [data["voxel_index_in_brain_mask"].values.tolist().index(v) for v in ds["voxel_index_in_brain_mask"].values.tolist()]
+    np.testing.assert_array_equal(ds["stimulus_id"].values, data["stimulus_id"].values[rows].astype(str))
+    np.testing.assert_array_equal(ds["repetition"].values, data["repetition"].values[rows] + 1)
+    np.testing.assert_array_equal(ds["betas"].values, np.nan_to_num(data.values[np.ix_(rows, columns)], nan=0.0))
+    np.testing.assert_array_equal(ds["nc_12rep"].values, data["nc_12rep"].values[columns])
+
+
+def test_a_session_label_that_is_no_session_is_named(parts, tmp_path):
+    data = published_assembly(parts["sub-01"], "sub-01")
+    data = data.assign_coords(session=("presentation", np.where(np.arange(data.sizes["presentation"]) == 4, "session-two", data["session"].values)))
+    path = tmp_path / "bad_session.nc"
+    data.to_netcdf(path, engine="h5netcdf")
+    with pytest.raises(IngestError, match=re.escape(str(path)) + r": sub-01 presentation 4: session 'session-two' is not a session label"):
+        import_brainscore_assembly(path, str(tmp_path / "lake"))

@@ -1,4 +1,4 @@
-"""Bad input gets a clear error naming what is at fault; a failed write leaves nothing that looks complete."""
+"""Bad input gets a clear error naming what is at fault; a failed write leaves the last commit as it was."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import xarray as xr
 
 from laion_lake.errors import IncompleteStoreError, LakeNotFoundError, MissingStimuliError, StoreExistsError, UnknownNameError
 from laion_lake.lake import create_lake, open_lake
+from laion_lake.lake.subjects import SubjectStore
 from storage_schemas import SchemaError
 from tests.lake import handmade
 
@@ -29,7 +30,7 @@ def shared_lake(module_lake_location):
 
 def test_missing_coordinate_is_named(shared_lake):
     bad = handmade.assembly("sub-05").drop_vars("nc_12rep")
-    with pytest.raises(SchemaError, match=r"subjects/sub-05\.zarr \[nc_12rep\]: missing coordinate"):
+    with pytest.raises(SchemaError, match=r"subjects/sub-05 \[nc_12rep\]: missing coordinate"):
         shared_lake.write_subject("sub-05", bad.assign_attrs(subject="sub-05"))
     assert "sub-05" not in open_lake(shared_lake.url, shared_lake.storage_options).subjects
 
@@ -104,7 +105,8 @@ def test_failed_write_leaves_nothing_that_looks_complete(shared_lake):
     assert "sub-05" not in reopened.subjects
     with pytest.raises(UnknownNameError):
         reopened.subject("sub-05")
-    assert not shared_lake.storage.exists("subjects/sub-05.zarr/zarr.json")
+    assert not reopened.storage.exists("subjects/sub-05")
+    assert reopened.snapshot_id == shared_lake.snapshot_id  # nothing was committed
 
 
 def test_failed_overwrite_keeps_the_old_store(lake):
@@ -117,16 +119,19 @@ def test_failed_overwrite_keeps_the_old_store(lake):
     lake.write_subject("sub-01", handmade.assembly("sub-01", seed=5), overwrite=True)
     after = open_lake(lake.url, lake.storage_options).subject("sub-01")["betas"].values
     np.testing.assert_array_equal(after, handmade.assembly("sub-01", seed=5)["betas"].values)
-    assert lake.storage.listdir("_staging") == []
+    assert [entry["message"] for entry in lake.log()][:2] == ["subject sub-01 (overwrite)", "features toy/layer.1"]
 
 
-def test_incomplete_store_is_refused(lake):
+def test_group_without_entry_is_not_a_store(lake):
     import zarr
 
-    group = zarr.open_group(lake.storage.zarr_store("subjects/sub-03.zarr", read_only=False), mode="a")
-    group.attrs["laion_lake_complete"] = False
-    with pytest.raises(IncompleteStoreError, match=r"sub-03\.zarr is incomplete"):
-        lake.subject("sub-03")
+    def unmark(session):
+        zarr.open_group(session.store, path="subjects/sub-03", mode="r+").attrs["laion_lake_complete"] = False
+
+    lake.storage.write("unmark", unmark)
+    assert "sub-03" not in open_lake(lake.url, lake.storage_options).subjects
+    with pytest.raises(IncompleteStoreError, match=r"subjects/sub-03 is not a complete store"):
+        SubjectStore(lake.storage, "sub-03")
 
 
 def test_no_lake_at_url(tmp_path):

@@ -1,24 +1,32 @@
-"""Ingest the real published split JSONs (../shared/laion_fmri_splits) and check SPEC's sizes."""
+"""Ingest the published split JSONs shipped with the package (laion_lake/published_splits) and check SPEC's sizes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from laion_lake.lake import create_lake, read_published_splits
+from laion_lake.lake import create_lake
 from laion_lake.lake.naming import OOD_CATEGORIES, stimulus_table
-from tests.conftest import SHARED_SPLITS
+from laion_lake.published_splits import N_FILES, POOLS, published_split_documents, published_splits_dir
 
 SUBJECTS = ("sub-01", "sub-03", "sub-05", "sub-06", "sub-07")
 # SPEC section 1: OOD images per category
+STORED = ["cluster_k5_0", "cluster_k5_1", "cluster_k5_2", "cluster_k5_3", "cluster_k5_4", "ood", "random_0", "random_1", "random_2", "random_3", "random_4", "tau"]
 OOD_COUNTS = {"shape": 82, "relations": 72, "unusual": 64, "cropped": 60, "selfmade": 30, "gaudy": 24, "illusion-classic": 21, "gabor": 10, "illusion-natural": 8}
 
-pytestmark = pytest.mark.skipif(not SHARED_SPLITS.exists(), reason=f"published splits not found at {SHARED_SPLITS}")
+
+
+def test_the_package_ships_all_72_files_and_their_license():
+    root = published_splits_dir()
+    assert sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")) == list(POOLS)
+    assert len(sorted(root.glob("*/*.json"))) == N_FILES == 72
+    assert "BSD 3-Clause" in (root / "LICENSE").read_text()
+    assert {(d["lake_pool"], d["name"]) for d in published_split_documents()} == {(p, n) for p in POOLS for n in STORED}
 
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
-    documents = read_published_splits(SHARED_SPLITS)
+    documents = published_split_documents()
     ids = {i for d in documents for v in d["variants"] for i in v["train_ids"] + v["test_ids"]}
     lake = create_lake(str(tmp_path_factory.mktemp("splits") / "lake"))
     lake.write_stimuli(stimulus_table(ids, SUBJECTS))
@@ -28,9 +36,8 @@ def lake(tmp_path_factory):
 
 def test_every_pool_has_all_twelve_splits(lake):
     assert lake.pools == ["shared", *SUBJECTS]
-    stored = ["cluster_k5_0", "cluster_k5_1", "cluster_k5_2", "cluster_k5_3", "cluster_k5_4", "ood", "random_0", "random_1", "random_2", "random_3", "random_4", "tau"]
     for pool in lake.pools:
-        assert [n for n in lake.split_names(pool) if not n.startswith("ood_")] == stored
+        assert [n for n in lake.split_names(pool) if not n.startswith("ood_")] == STORED
 
 
 def test_shared_pool_sizes(lake):
@@ -74,7 +81,7 @@ def test_unique_images_belong_to_their_subject(lake):
 
 
 def test_split_id_outside_the_stimulus_table_is_named(tmp_path):
-    documents = read_published_splits(SHARED_SPLITS)
+    documents = published_split_documents()
     lake = create_lake(str(tmp_path / "lake"))
     lake.write_stimuli(stimulus_table([i for i in documents[0]["variants"][0]["train_ids"]][:-1] + documents[0]["variants"][0]["test_ids"], SUBJECTS))
     missing = documents[0]["variants"][0]["train_ids"][-1]

@@ -21,11 +21,11 @@ def test_one_region_reads_only_its_chunks(lake_location):
     lake.storage.stats.reset()
     responses = lake.responses("sub-01", "V1", nc_threshold=None).compute()
     assert responses.sizes["neuroid"] == REGIONS["V1"]
-    betas_chunks = lake.storage.stats.chunk_keys("subjects/sub-01.zarr/regions/")
+    betas_chunks = lake.storage.stats.chunk_keys("subjects/sub-01/regions/")
     betas_chunks = [key for key in betas_chunks if "/betas/c/" in key]
     n_trials = lake.subject("sub-01").sizes["trial"]
     expected = math.ceil(n_trials / 2048) * math.ceil(REGIONS["V1"] / 512)
-    assert all(key.startswith("subjects/sub-01.zarr/regions/V1/betas/c/") for key in betas_chunks), betas_chunks
+    assert all(key.startswith("subjects/sub-01/regions/V1/betas/c/") for key in betas_chunks), betas_chunks
     assert len(betas_chunks) == expected == 2
 
 

@@ -14,7 +14,8 @@ from laion_lake.scoring import score_many
 from laion_lake.scoring.records import score_to_record
 from laion_lake.synthetic import make_lake
 
-BENCHMARKS = ["LAION_fMRI.V1-tau-ridgecv", "LAION_fMRI.IT-tau-ridgecv", "LAION_fMRI.V1-rdm-pearson"]
+BENCHMARKS = ["LAION_fMRI.V1-tau-ridgecv", "LAION_fMRI.IT-tau-ridgecv", "LAION_fMRI.V1-rdm-pearson", "Zerbe2026_fmri.IT-cka"]
+FULL_HEAT = "background:rgb(37,99,168)"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -25,13 +26,13 @@ def lake(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scores(lake):
-    return score_many(lake, lake.feature_sets, BENCHMARKS)
+    return score_many(lake, lake.feature_sets, BENCHMARKS, voxels=True)
 
 
 @pytest.fixture(scope="module")
 def report(scores, lake, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    page = write_report(scores, out, title="Tiny leaderboard", lake_url=lake.url)
+    page = write_report(scores, out, title="Tiny leaderboard", lake_url=lake.url, lake=lake)
     return out, page, page.read_text(encoding="utf-8")
 
 
@@ -65,7 +66,10 @@ def test_page_explains_convention_version_and_date(report):
 def test_figures_exist_are_valid_pngs_and_are_linked(report):
     out, _, html = report
     pngs = sorted(out.glob("*.png"))
-    assert {p.name for p in pngs} == {"scores_LAION_fMRI.png", "ceilings.png", "raw_vs_ceiled.png"}
+    # brain maps of the best feature set per region (the regression columns' regions), in the subject's grid
+    assert {p.name for p in pngs} == {"scores_LAION_fMRI.png", "ceilings.png", "raw_vs_ceiled.png", "voxel_r_vs_ceiling.png",
+                                      "map_V1.png", "map_IT.png"}
+    assert "per-voxel r of the best feature set, <b>ground_truth/latent</b>" in html
     for path in pngs:
         width, height = png_size(path)
         assert 500 <= width <= 3000 and 250 <= height <= 3000, (path.name, width, height)
@@ -84,12 +88,54 @@ def test_report_from_score_records_matches_report_from_scores(scores, tmp_path):
 
 
 
+def test_one_colour_scale_per_column(report, scores):
+    _, _, html = report
+    # each column's best cell gets the full colour, whatever the other columns' scales
+    assert html.count(FULL_HEAT) == len(BENCHMARKS)
+    best_ridge = max(float(s) for (_, _, b), s in scores.items() if b == "LAION_fMRI.IT-tau-ridgecv")
+    best_rdm = max(float(s) for (_, _, b), s in scores.items() if b == "LAION_fMRI.V1-rdm-pearson")
+    assert best_ridge < best_rdm  # a page-wide scale would have left the ridge column pale
+    assert "one scale per column" in html
+
+
+def test_cka_columns_show_their_ceiling_and_the_ceiling_is_explained(report, scores):
+    _, _, html = report
+    cka = scores[("ground_truth", "latent", "LAION_fMRI.IT-cka")]
+    assert "<h2>CKA ceilings</h2>" in html
+    assert f"<b>{format_value(cka.attrs['ceiling'])}</b>" in html
+    assert format_error(cka.attrs["ceiling_error"]) in html
+    assert html.count("/") and "01/03 " in html  # pair values, sub-01 with sub-03
+    assert "A ceiled score above 1</b> does not mean the model is better than the brain" in html
+    # both spellings: the benchmark table lists the alias, the explanation names the renaming
+    assert "<code>Zerbe2026_fmri.IT-cka</code>" in html and "Zerbe2026_fmri_persubject.* = LAION_fMRI_persubject.*" in html
+
+
+def test_layer_profile_marks_the_best_layer(scores, tmp_path):
+    records = []
+    for (model, layer, benchmark), score in scores.items():
+        if model != "late_model":
+            continue
+        for depth, factor in ((1, 0.5), (2, 1.0), (10, 0.8)):  # natural order: layer2 before layer10
+            record = score_to_record(score)
+            record.update(layer=f"layer{depth}", value=float(score) * factor)
+            records.append(record)
+    html = write_report(records, tmp_path).read_text()
+    assert (tmp_path / "layers_late_model.png").exists()
+    assert 'src="layers_late_model.png"' in html
+    assert "IT-tau-ridgecv: <b>layer2</b>" in html
+    from laion_lake.report.profiles import best_layer_rows
+
+    # the bar charts show one bar per model: its best layer
+    assert {r.layer for r in best_layer_rows(collect_scores(records))} == {"layer2"}
+    assert "--recompute" in html  # records carry no per-voxel r: the page says how to get the scatter
+
+
 def test_missing_cells_are_marked_and_means_say_what_they_cover(scores, tmp_path):
     partial = [s for (model, _, benchmark), s in scores.items() if model in ("early_model", "late_model")
                and not (model == "late_model" and benchmark == BENCHMARKS[0])]
     html = write_report(partial, tmp_path).read_text()  # a list of DataArrays
     assert html.count('title="not scored">&ndash;</td>') == 1
-    assert '<span class="e">(2 of 3)</span>' in html
+    assert f'<span class="e">({len(BENCHMARKS) - 1} of {len(BENCHMARKS)})</span>' in html
 
 
 def test_duplicate_and_empty_scores_are_refused(scores, tmp_path):

@@ -26,13 +26,16 @@ def units_of(plan):
     return [work.unit for work in plan]
 
 
-def test_headline_plan_for_one_feature_set_has_25_units():
+def test_headline_plan_for_one_feature_set_has_30_units():
     plan = plan_work(ALEXNET, list_benchmarks())
     units = units_of(plan)
     # counted by hand: shared-pool fits, 5 subjects x {tau, ood} = 10; per-subject fits,
-    # 5 x {tau, ood} = 10; rdm, one per subject = 5
-    assert len(units) == 25
-    assert len(set(units)) == 25
+    # 5 x {tau, ood} = 10; rdm, one per subject = 5; cka, one per subject = 5
+    assert len(units) == 30
+    assert len(set(units)) == 30
+    cka = [u for u in units if u.kind == "cka"]
+    assert len(cka) == 5 and all(u.pool == "shared" and u.split_name == "cka" for u in cka)
+    assert all(WorkUnit.from_key(u.key) == u for u in cka)
     shared_fits = [u for u in units if u.kind == "regression" and u.pool == "shared"]
     own_fits = [u for u in units if u.kind == "regression" and u.pool != "shared"]
     rdm = [u for u in units if u.kind == "rdm"]
@@ -52,8 +55,8 @@ def test_headline_plan_cells():
     assert all(c.metric == "ridgecv" and c.fold == 0 and c.test_restriction is None for c in tau)
     rdm = by_unit[WorkUnit("alexnet", "features.2", "sub-03", "shared", None)]
     assert {c.benchmark_key for c in rdm} == {f"LAION_fMRI.{r}-rdm-pearson" for r in ("V1", "V2", "V4", "IT")}
-    # every (benchmark, subject) cell appears once: 16 regression x 5 + 4 rdm x 5
-    assert sum(len(w.cells) for w in plan) == 20 * 5
+    # every (benchmark, subject) cell appears once: 16 regression x 5 + 4 rdm x 5 + 4 cka x 5
+    assert sum(len(w.cells) for w in plan) == 24 * 5
 
 
 def test_all_ood_category_benchmarks_share_the_ood_unit():
@@ -104,7 +107,7 @@ def test_settings_share_units_but_not_cells():
 def test_several_feature_sets_multiply_units():
     feature_sets = [("alexnet", "conv1"), FeatureSet("alexnet", "conv2"), ("resnet50", "layer4")]
     plan = plan_work(feature_sets + [("alexnet", "conv1")], list_benchmarks())
-    assert len(plan) == 3 * 25
+    assert len(plan) == 3 * 30
 
 
 def test_plan_is_deterministic_and_deduplicated():
@@ -124,7 +127,7 @@ def test_group_by_aggregate_inverts_the_plan():
     ids = list_benchmarks() + ["LAION_fMRI.V2-cluster_k5-ridgecv"]
     plan = plan_work([("alexnet", "conv1"), ("vgg", "fc7")], ids)
     groups = group_by_aggregate(plan)
-    assert len(groups) == 2 * 21
+    assert len(groups) == 2 * 25
     cells_in_plan = sum(len(w.cells) for w in plan)
     assert sum(len(pairs) for pairs in groups.values()) == cells_in_plan
     headline = groups[Aggregate("alexnet", "conv1", "LAION_fMRI_persubject.IT-ood-ridgecv")]

@@ -17,15 +17,19 @@ def tiny_lake(tmp_path_factory):
     return make_lake(str(tmp_path_factory.mktemp("tiny") / "lake"), scale="tiny", seed=0)
 
 
-def test_one_cell_matches_scikit_learn_ridgecv(tiny_lake):
+@pytest.mark.parametrize(("model", "layer"), [("early_model", "conv2"), ("random_model", "fc")])  # dual, primal route
+def test_one_cell_matches_scikit_learn_ridgecv(tiny_lake, model, layer):
     """The per-subject V1 tau cell of sub-01, recomputed from the lake with sklearn RidgeCV."""
     from scipy.stats import pearsonr
 
+    from laion_lake.compute.solvers import choose_route
+
     spec = load_benchmark("LAION_fMRI_persubject.V1-tau-ridgecv", subjects=["sub-01"])
-    result = score(tiny_lake, "early_model", "conv2", spec)
+    result = score(tiny_lake, model, layer, spec)
     train, test = tiny_lake.split("sub-01", "tau")
-    X_train = tiny_lake.features("early_model", "conv2", train).values.astype(np.float64)
-    X_test = tiny_lake.features("early_model", "conv2", test).values.astype(np.float64)
+    X_train = tiny_lake.features(model, layer, train).values.astype(np.float64)
+    X_test = tiny_lake.features(model, layer, test).values.astype(np.float64)
+    assert choose_route(*X_train.shape) == {"conv2": "dual", "fc": "primal"}[layer]
     Y_train = tiny_lake.responses("sub-01", "V1", train).values.astype(np.float64)
     responses = tiny_lake.responses("sub-01", "V1", test)
     Y_test = responses.values.astype(np.float64)
@@ -99,8 +103,8 @@ def test_one_eigendecomposition_per_feature_set_subject_and_train_set(tiny_lake,
     import laion_lake.scoring.units as units
 
     calls = []
-    real = units.eigendecompose_centered_kernel
-    monkeypatch.setattr(units, "eigendecompose_centered_kernel", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
+    real = units.decompose_train_features
+    monkeypatch.setattr(units, "decompose_train_features", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
     categories = ["shape", "relations", "unusual", "cropped", "selfmade", "gaudy", "illusion-classic", "gabor", "illusion-natural"]
     ids = [f"LAION_fMRI_persubject.{r}-ood-{m}" for r in ("V1", "V2", "V4", "IT") for m in ("ridge", "ridgecv")]
     ids += [f"LAION_fMRI_persubject.IT-ood_{c}-ridgecv" for c in categories]

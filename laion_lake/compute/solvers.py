@@ -1,0 +1,176 @@
+"""Choosing the exact ridge route by shape, checking its numerical range, and its memory in advance.
+
+Two exact routes give the same fit, LOO errors and alpha:
+
+- ``primal`` when ``n_features < n_train``: a thin SVD of the centred (n_train x n_features) train
+  features, O(n p^2) (:mod:`laion_lake.compute.primal`);
+- ``dual`` otherwise: an eigendecomposition of the (n_train x n_train) centred kernel, built by
+  streaming feature chunks, O(n^2 p + n^3) (:mod:`laion_lake.compute.ridge`); the
+  (n_features x n_targets) coefficient matrix is never built.
+
+Numerical range. Ridge alphas are absolute (SPEC 3.1: ``10**k, k = -10..10``), so features are
+not rescaled; instead a decomposition whose spectrum overflowed (``inf``), underflowed (the largest
+squared singular value subnormal) or is zero (a constant feature set) is refused with a
+:class:`NumericalInputError` subclass, never turned into a silent NaN score.
+
+Memory. :func:`regression_peak_bytes` and :func:`rdm_peak_bytes` state a unit's peak working
+memory from its shape (float64 arrays of the solver, counted from the code below and in the
+solver modules; interpreter and library overhead excluded, see ``BASE_PROCESS_BYTES``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from laion_lake.compute.kernel import compute_centered_linear_kernels
+from laion_lake.compute.primal import CenteredPrimalDecomposition, decompose_centered_features
+from laion_lake.compute.ridge import CenteredKernelEigendecomposition, eigendecompose_centered_kernel
+
+Route = Literal["primal", "dual"]
+# a worker process's resident size before any unit (python, numpy, scipy, xarray, zarr, dask)
+BASE_PROCESS_BYTES = 350 * 2**20
+_FLOAT = 8
+
+
+class NumericalInputError(ValueError):
+    """Inputs a score cannot be computed from in float64 (named, never a silent NaN)."""
+
+
+class FeatureRangeError(NumericalInputError):
+    """Features (or responses) so large or small that float64 ridge over- or underflows."""
+
+
+class ConstantInputError(NumericalInputError):
+    """A constant feature set, a constant pattern, or no voxel to predict: the score is undefined."""
+
+
+def choose_route(n_train: int, n_features: int) -> Route:
+    """``"primal"`` when features are fewer than training samples, else ``"dual"``."""
+    return "primal" if n_features < n_train else "dual"
+
+
+def check_spectrum(largest_squared: float, what: str = "the train features") -> None:
+    """Refuse a decomposition whose largest squared singular value is inf, subnormal or 0."""
+    if not np.isfinite(largest_squared):
+        raise FeatureRangeError(
+            f"{what} overflow float64 in the ridge (their squared norm is inf): "
+            "rescale them (alphas are absolute, SPEC 3.1, so they are not rescaled here)"
+        )
+    if largest_squared == 0.0:
+        raise ConstantInputError(f"{what} are constant over the train stimuli: nothing to regress on")
+    if largest_squared < np.finfo(np.float64).tiny / np.finfo(np.float64).eps:
+        raise FeatureRangeError(
+            f"{what} underflow float64 in the ridge (largest squared singular value {largest_squared:.3g}): "
+            "rescale them (alphas are absolute, SPEC 3.1, so they are not rescaled here)"
+        )
+
+
+def decompose_train_features(
+    X_train: Any, X_test: Any, route: Route | None = None, feature_chunk_size: int = 8192
+) -> CenteredPrimalDecomposition | CenteredKernelEigendecomposition:
+    """The one decomposition a regression unit needs, by the cheaper exact route.
+
+    Parameters
+    ----------
+    X_train : array of shape (n_train, n_features)
+        For the dual route anything supporting ``X[:, a:b]`` (read chunk by chunk); the primal
+        route reads it whole (it is smaller than the n_train x n_train kernel).
+    X_test : array of shape (n_test, n_features)
+    route : {"primal", "dual"}, optional
+        Default :func:`choose_route`.
+
+    Returns
+    -------
+    CenteredPrimalDecomposition or CenteredKernelEigendecomposition
+        Both offer ``ridge(Y, alpha)``, ``ridgecv(Y, alphas)`` and ``ridgecv_many([Y...], alphas)``.
+
+    Raises
+    ------
+    NumericalInputError
+        Overflow, underflow or constant features (see :func:`check_spectrum`).
+    """
+    n_train, n_features = X_train.shape
+    route = route or choose_route(n_train, n_features)
+    if route == "primal":
+        with np.errstate(over="ignore", invalid="ignore"):
+            decomposition = decompose_centered_features(X_train, X_test)
+            largest = float(np.square(decomposition.singular_values[0])) if decomposition.rank else 0.0
+        check_spectrum(largest)
+        if not np.all(np.isfinite(decomposition.test_in_basis)):
+            raise FeatureRangeError("the test features overflow float64 in the ridge: rescale them")
+        return decomposition
+    with np.errstate(over="ignore", invalid="ignore"):
+        K_train, K_test = compute_centered_linear_kernels(X_train, X_test, feature_chunk_size=feature_chunk_size)
+    largest = float(np.max(np.diag(K_train)))  # the trace bounds the spectrum: same range test
+    check_spectrum(largest if np.all(np.isfinite(K_train)) else float("inf"))
+    if K_test is not None and not np.all(np.isfinite(K_test)):
+        raise FeatureRangeError("the test features overflow float64 in the ridge: rescale them")
+    decomposition = eigendecompose_centered_kernel(K_train, K_test, overwrite_kernel=True)
+    del K_train, K_test
+    return decomposition
+
+
+def regression_peak_bytes(
+    n_train: int, n_test: int, n_features: int, n_voxels: int, feature_chunk_size: int = 8192, route: Route | None = None
+) -> int:
+    """Peak working memory of one regression unit, in bytes (process base excluded).
+
+    Parameters
+    ----------
+    n_train, n_test : int
+        Stimuli of the unit's train and test sets.
+    n_features : int
+    n_voxels : int
+        Voxels of the unit's largest region (its per-region arrays are freed between regions);
+        the float32 responses of every region the unit reads are held by the responses cache and
+        are not counted here (see ``laion_lake.scoring.cache``).
+    feature_chunk_size : int
+        Feature columns read per step of the dual route.
+
+    Returns
+    -------
+    int
+        primal: ``8 * (3 n p + 2 n_test p + 3 p^2 + 2 n v + 2 p v + 2 n p)`` -- the float64
+        features and the SVD's copy and U, the test features and their basis, the SVD workspace
+        and per-alpha ``U^T W U``, then per region Y (float64), B, and the n x p summaries.
+        dual: the larger of the kernel phase ``8 * (n^2 + n_test n + (n + n_test) c)`` plus
+        ``4 (n + n_test) c`` float32 chunk, the eigendecomposition phase ``8 * (4 n^2 + n_test n)``
+        (kernel, eigenvectors, syevd workspace 2 n^2 + 6 n), and the sweep phase
+        ``8 * (3 n^2 + n_test n + 3 n v + n_test v)`` (Q, scaled Q, the QR copy, B, Y, predictions).
+    """
+    n, t, p, v = n_train, n_test, n_features, max(n_voxels, 1)
+    route = route or choose_route(n, p)
+    if route == "primal":
+        return _FLOAT * (3 * n * p + 2 * t * p + 3 * p * p + 2 * n * v + 2 * p * v + 2 * n * p + t * v)
+    c = min(feature_chunk_size, p)
+    kernel_phase = _FLOAT * (n * n + t * n + (n + t) * c) + 4 * (n + t) * c
+    eigen_phase = _FLOAT * (4 * n * n + t * n + 6 * n)
+    sweep_phase = _FLOAT * (3 * n * n + t * n + 3 * n * v + 2 * t * v)
+    return max(kernel_phase, eigen_phase, sweep_phase)
+
+
+def rdm_peak_bytes(n_stimuli: int, n_features: int, n_voxels: int, unit_chunk_size: int = 4096) -> int:
+    """Peak working memory of one rdm unit: ``8 * (4 s^2 + s c)`` plus the float32 chunk read.
+
+    The model RDM and a brain RDM (s x s each), a Gram and a correlation temporary while one RDM is
+    built, and one chunk of ``c`` columns; features are streamed by columns.
+    """
+    s = n_stimuli
+    c = min(unit_chunk_size, max(n_features, n_voxels))
+    return _FLOAT * (4 * s * s + 2 * s * c) + 4 * s * c
+
+
+__all__ = [
+    "BASE_PROCESS_BYTES",
+    "ConstantInputError",
+    "FeatureRangeError",
+    "NumericalInputError",
+    "Route",
+    "check_spectrum",
+    "choose_route",
+    "decompose_train_features",
+    "rdm_peak_bytes",
+    "regression_peak_bytes",
+]
