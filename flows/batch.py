@@ -33,7 +33,7 @@ def batch_flow(
     Args:
         lake_url: The lake: a local path or s3://bucket/prefix.
         models: Feature sets as "model" (every layer of it) or "model/layer"; default every feature set in the lake.
-        benchmarks: Benchmark identifiers or keys, e.g. LAION_fMRI.V1-tau-ridgecv; default the 20 headline benchmarks.
+        benchmarks: Benchmark identifiers or keys, e.g. LAION_fMRI.V1-tau-ridgecv; default the leaderboard benchmarks (laion_lake.list_benchmarks()).
         storage_options: fsspec options of the lake without credentials (e.g. endpoint_url, profile); workers read credentials from their environment.
         force: Recompute units that already have a current record.
         cluster: Where the Dask tasks run; default DASK_SCHEDULER_ADDRESS, else a local cluster.

@@ -44,7 +44,7 @@ def score_flow(
     Args:
         lake_url: The lake: a local path or s3://bucket/prefix.
         feature_sets: Feature sets as "model/layer" (or "model" for every layer of it); default every feature set in the lake.
-        benchmarks: Benchmark identifiers or keys, e.g. LAION_fMRI.V1-tau-ridgecv; default the 20 headline benchmarks.
+        benchmarks: Benchmark identifiers or keys, e.g. LAION_fMRI.V1-tau-ridgecv; default the leaderboard benchmarks (laion_lake.list_benchmarks()).
         storage_options: fsspec options of the lake without credentials (e.g. endpoint_url, profile); workers read credentials from their environment.
         force: Recompute units that already have a current record.
         cluster: Where the Dask tasks run; default DASK_SCHEDULER_ADDRESS, else a local cluster.

@@ -122,7 +122,7 @@ def plan(
     feature_sets : iterable of ``"model/layer"``, ``"model"`` or (model, layer), optional
         Default every feature set in the lake.
     benchmarks : iterable of str, optional
-        Identifiers or keys; default the 20 headline benchmarks.
+        Identifiers or keys; default the leaderboard benchmarks.
     storage_options : dict, optional
         fsspec options of the lake, used here only; the plan keeps them without credentials
         (workers read credentials from their environment or a profile).

@@ -59,12 +59,17 @@ def assert_no_secrets(stack: Stack, url: str, options: dict) -> None:
         for run in runs:
             text = json.dumps(run.parameters) + flow_run_logs(stack.api_url, run.id)
             assert TEST_KEY not in text and TEST_SECRET not in text, run.name
-    lake = open_lake(url, options)
-    fs = lake.storage.fs
-    fs.invalidate_cache()
-    for path in fs.find(lake.storage.path("")):
-        assert not any(s in fs.cat_file(path) for s in secrets), f"a credential is in {path}"
+    import s3fs
 
+    from laion_lake.scoring.records import unit_records
+
+    lake = open_lake(url, options)
+    stored = json.dumps(unit_records(lake), default=str) + json.dumps([s.attrs for s in load_scores(lake)], default=str)
+    assert TEST_KEY not in stored and TEST_SECRET not in stored
+    fs = s3fs.S3FileSystem(**options)
+    bucket = url.removeprefix("s3://").split("/")[0]
+    for path in fs.find(bucket):  # every object of the lake's bucket, as stored
+        assert not any(s in fs.cat_file(path) for s in secrets), f"a credential is in {path}"
 
 def run_score_deployment(stack: Stack, parameters: dict[str, Any], timeout: float = 240) -> Any:
     from prefect.deployments import run_deployment
@@ -96,25 +101,25 @@ def test_score_deployment_lands_scores_identical_to_in_process(stack: Stack, s3_
     assert_no_secrets(stack, url, options)
 
 
+def _units_done(dask_scheduler: Any) -> int:
+    return sum(1 for key, ts in dask_scheduler.tasks.items() if str(key).startswith("unit-") and ts.state == "memory")
+
+
 def _kill_when_busy(stack: Stack, lake_url: str, options: dict, prefix: str, stop: threading.Event, killed: list) -> None:
-    """Once the first unit record under ``prefix`` is in the lake, SIGKILL dask-worker-0 while the
-    scheduler has a task on it; record the keys it held."""
-    import s3fs
+    """Once a first unit task has finished, SIGKILL dask-worker-0 while the scheduler has a task on
+    it; record the keys it held."""
     from distributed import Client
 
-    fs = s3fs.S3FileSystem(**options)
-    root = f"{lake_url.removeprefix('s3://')}/{prefix}"
     with Client(stack.scheduler_address, timeout=30) as client:
         address = next(a for a, w in client.scheduler_info(n_workers=-1)["workers"].items() if w["name"] == "dask-worker-0")
         while not stop.is_set():
-            fs.invalidate_cache()
-            if fs.exists(root) and fs.find(root):
+            if client.run_on_scheduler(_units_done):
                 held = client.processing(workers=[address]).get(address)
                 if held:
                     Processes.kill(stack.workers[0])
                     killed.append(list(held))
                     return
-            time.sleep(0.02)
+            time.sleep(0.05)
 
 
 def test_run_survives_a_killed_dask_worker(stack: Stack, s3_lake: tuple[str, dict]) -> None:
@@ -136,14 +141,11 @@ def test_run_survives_a_killed_dask_worker(stack: Stack, s3_lake: tuple[str, dic
     assert stack.workers[0].wait(timeout=10) is not None
 
     lake = open_lake(url, options)
-    # every unit record is whole JSON (no partial record from the killed worker)
-    fs, root = lake.storage.fs, lake.storage.path("scores/units/late_model")
-    fs.invalidate_cache()
-    records = fs.find(root)
-    assert len(records) == 25
-    for path in records:
-        assert path.endswith(".json"), path
-        json.loads(fs.cat_file(path))
+    # every unit has its whole record (no partial record from the killed worker)
+    from laion_lake.scoring.records import unit_records
+
+    records = unit_records(lake, model="late_model")
+    assert len(records) == 25 and all(r["results"] for r in records)
     stored = load_scores(lake, model="late_model")
     assert len(stored) == len(benchmarks)
     assert_scores_identical(stored, expected_scores(url, options, feature_sets, benchmarks))
