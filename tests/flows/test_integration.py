@@ -71,7 +71,7 @@ def assert_no_secrets(stack: Stack, url: str, options: dict) -> None:
     for path in fs.find(bucket):  # every object of the lake's bucket, as stored
         assert not any(s in fs.cat_file(path) for s in secrets), f"a credential is in {path}"
 
-def run_score_deployment(stack: Stack, parameters: dict[str, Any], timeout: float = 240) -> Any:
+def run_score_deployment(stack: Stack, parameters: dict[str, Any], timeout: float = 480) -> Any:
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
