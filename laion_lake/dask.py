@@ -157,23 +157,28 @@ def done_units(plan: Plan) -> set[str]:
     reading the records means "not done": the unit then goes to the cluster and decides there.
     """
     try:
-        from laion_lake.lake import open_lake
-        from laion_lake.scoring.plan import WorkUnit, plan_work, specs_by_key
-        from laion_lake.scoring.records import read_unit_record, unit_inputs
-
-        lake = open_lake(plan.request.lake_url, plan.storage_options)
-        work = {w.unit.key: w for w in plan_work(plan.request.feature_sets, specs_by_key(plan.request.benchmarks).values())}
-        done = set()
-        for key, _ in plan.units:
-            record = read_unit_record(lake, WorkUnit.from_key(key))
-            if record is None or record.get("inputs") != unit_inputs(lake, WorkUnit.from_key(key)):
-                continue
-            stored = {(c["benchmark_key"], c["region"], c["metric"], c["test_restriction"], c["fold"]) for c in record["results"]}
-            if all((c.benchmark_key, c.region, c.metric, c.test_restriction, c.fold) in stored for c in work[key].cells):
-                done.add(key)
-        return done
+        with dask.config.set(scheduler="threads"):
+            return _done_units(plan)
     except Exception:  # noqa: BLE001 - an optimisation only: the units themselves decide
         return set()
+
+
+def _done_units(plan: Plan) -> set[str]:
+    from laion_lake.lake import open_lake
+    from laion_lake.scoring.plan import WorkUnit, plan_work, specs_by_key
+    from laion_lake.scoring.records import read_unit_record, unit_inputs
+
+    lake = open_lake(plan.request.lake_url, plan.storage_options)
+    work = {w.unit.key: w for w in plan_work(plan.request.feature_sets, specs_by_key(plan.request.benchmarks).values())}
+    done = set()
+    for key, _ in plan.units:
+        record = read_unit_record(lake, WorkUnit.from_key(key))
+        if record is None or record.get("inputs") != unit_inputs(lake, WorkUnit.from_key(key)):
+            continue
+        stored = {(c["benchmark_key"], c["region"], c["metric"], c["test_restriction"], c["fold"]) for c in record["results"]}
+        if all((c.benchmark_key, c.region, c.metric, c.test_restriction, c.fold) in stored for c in work[key].cells):
+            done.add(key)
+    return done
 
 
 @dataclass

@@ -199,9 +199,13 @@ def check_score_request(
     PreflightError, UnknownNameError, UnknownBenchmarkError
         ``ValueError`` subclasses with a one-line message naming what is wrong.
     """
+    import dask
+
     public = public_storage_options(storage_options)
-    lake = open_checked(lake_url, storage_options)
-    return ScoreRequest(lake.url if "://" in lake_url else lake_url, public, resolve_feature_sets(lake, feature_sets), resolve_benchmarks(lake, benchmarks))
+    # the lake's tables are read here with local threads, whatever Dask client this process may hold
+    with dask.config.set(scheduler="threads"):
+        lake = open_checked(lake_url, storage_options)
+        return ScoreRequest(lake.url if "://" in lake_url else lake_url, public, resolve_feature_sets(lake, feature_sets), resolve_benchmarks(lake, benchmarks))
 
 
 def parse_memory_limit(value: str | int | float | None) -> int | None:
