@@ -379,7 +379,11 @@ def _version() -> str:
 
 def _one_line(error: BaseException) -> str:
     """An error as the CLI prints it: its message, with API wording turned into the CLI's flags."""
-    return str(error).replace("overwrite=True", "--overwrite").replace("force=True", "--force")
+    text = str(error)
+    for api, flag in (("overwrite=True", "--overwrite"), ("force=True", "--force")):
+        if flag not in text:  # the lake's own messages name both already
+            text = text.replace(api, flag)
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
