@@ -101,10 +101,6 @@ def test_score_deployment_lands_scores_identical_to_in_process(stack: Stack, s3_
     assert_no_secrets(stack, url, options)
 
 
-def _units_done(dask_scheduler: Any) -> int:
-    return sum(1 for key, ts in dask_scheduler.tasks.items() if str(key).startswith("unit-") and ts.state == "memory")
-
-
 def _kill_when_busy(stack: Stack, lake_url: str, options: dict, prefix: str, stop: threading.Event, killed: list) -> None:
     """Once a first unit task has finished, SIGKILL dask-worker-0 while the scheduler has a task on
     it; record the keys it held."""
@@ -113,7 +109,10 @@ def _kill_when_busy(stack: Stack, lake_url: str, options: dict, prefix: str, sto
     with Client(stack.scheduler_address, timeout=30) as client:
         address = next(a for a, w in client.scheduler_info(n_workers=-1)["workers"].items() if w["name"] == "dask-worker-0")
         while not stop.is_set():
-            if client.run_on_scheduler(_units_done):
+            # a lambda travels by value: the scheduler process cannot import this test module
+            done = client.run_on_scheduler(lambda dask_scheduler: sum(
+                1 for key, ts in dask_scheduler.tasks.items() if str(key).startswith("unit-") and ts.state == "memory"))
+            if done:
                 held = client.processing(workers=[address]).get(address)
                 if held:
                     Processes.kill(stack.workers[0])
