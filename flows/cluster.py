@@ -1,52 +1,105 @@
-"""Cluster choice as configuration: a local cluster by default, a scheduler address, or a cluster class.
+"""Where a flow's Dask tasks run: :class:`ClusterSettings` (a typed flow parameter) and the task runner.
 
-``cluster`` is a plain dict (it travels as a deployment parameter):
+- no settings (or no ``address``): the scheduler of Dask's own configuration when it is set
+  (``DASK_SCHEDULER_ADDRESS``, or ``scheduler-address`` in a dask config file: how a deployment's
+  worker points every flow run at a shared cluster), else a ``distributed.LocalCluster`` of
+  ``workers`` single-threaded worker processes;
+- ``address``: an existing Dask scheduler;
+- ``cluster_class`` (+ ``cluster_kwargs``, ``adapt_kwargs``): any cluster class, e.g. dask-kubernetes'.
 
-- ``None`` or ``{}``: the scheduler named by the environment variable ``LAION_LAKE_DASK_ADDRESS``
-  when it is set (how a deployment's worker points every flow run at a shared cluster), else a
-  ``distributed.LocalCluster`` of worker processes sized for a small machine;
-- ``{"address": "tcp://scheduler:8786"}``: an existing Dask cluster;
-- ``{"cluster_class": "dask_kubernetes.operator.KubeCluster", "cluster_kwargs": {...}, "adapt_kwargs": {...}}``.
+Dask task keys name their unit (``unit-<model>-<layer>-<subject>-<pool>-<split>-<run id>``) so the
+dashboard shows what runs. A local cluster this process starts can be started early
+(:func:`prestart`, the CLI does it while Prefect's temporary server starts) and is closed cleanly.
 
-Quiet by default: the scheduler's and workers' INFO lines, and Prefect's one line per finished task
-run, are kept out of the terminal; flow-run lines (start, end, the summary) stay. Task runs still
-show in the Prefect UI with their states. To see every task run's lines again, set
+Quiet by default: the workers' console shows only CRITICAL Prefect lines (their task-run errors go
+to the Prefect API and the flow's summary); distributed's INFO lines are dropped. Set
 ``PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL=INFO`` (Prefect's own override of its logging
-config) in the environment of the flow run and of the Dask workers.
+config) to see every task run's lines in the Prefect UI again.
 """
 
 from __future__ import annotations
 
+import atexit
+import concurrent.futures
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prefect_dask import DaskTaskRunner
+from prefect_dask.task_runners import PrefectDaskFuture
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-# defaults for the embedded LocalCluster: one thread per worker (units are single-threaded BLAS)
-DEFAULT_LOCAL_CLUSTER = {
-    "n_workers": 2,
-    "threads_per_worker": 1,
-    "processes": True,
-    "memory_limit": "4GiB",
-    "dashboard_address": "127.0.0.1:0",
-    # quiet by default: no wall of distributed INFO lines
-    "silence_logs": logging.WARNING,
-}
-# a deployment's worker sets this to send every flow run's tasks to one shared Dask scheduler
-ADDRESS_ENV = "LAION_LAKE_DASK_ADDRESS"
+from laion_lake.dask import DEFAULT_MEMORY_LIMIT, DEFAULT_WORKERS, aggregate_task_key, local_cluster, scheduler_address, unit_task_key
+from laion_lake.preflight import PreflightError, is_deterministic, parse_memory_limit
+
 # Prefect reads PREFECT_LOGGING_<path in its logging.yml> overrides when it configures logging,
-# in every process (the Dask workers included): this one sets the level of the task-run logger
+# in every process (the Dask workers included)
 TASK_LOG_LEVEL_ENV = "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL"
+CONSOLE_LEVEL_ENV = "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"
 DEFAULT_TASK_LOG_LEVEL = "WARNING"
+LOCAL_CLASSES = (None, "distributed.LocalCluster", "distributed.deploy.local.LocalCluster")
 
 
-def quiet_distributed_logs(level: int = logging.WARNING) -> None:
-    """Keep the scheduler's and workers' INFO lines out of the user's terminal."""
-    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.worker", "distributed.core", "distributed.http.proxy"):
-        logging.getLogger(name).setLevel(level)
+class ClusterSettings(BaseModel):
+    """Where the Dask tasks of a flow run.
+
+    Leave everything unset for the scheduler named by Dask's configuration (``DASK_SCHEDULER_ADDRESS``)
+    or, without one, a local cluster of ``workers`` processes.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(None, description="Address of an existing Dask scheduler, e.g. tcp://scheduler:8786. Default: DASK_SCHEDULER_ADDRESS, else a local cluster.")
+    workers: int = Field(DEFAULT_WORKERS, ge=1, description="Worker processes of the local cluster (one thread each).")
+    memory_limit: str = Field(DEFAULT_MEMORY_LIMIT, description="Memory limit per local worker, e.g. 4GiB.")
+    cluster_class: str | None = Field(None, description="Import path of a cluster class to start instead, e.g. dask_kubernetes.operator.KubeCluster.")
+    cluster_kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the cluster class (or of the LocalCluster).")
+    adapt_kwargs: dict[str, Any] | None = Field(None, description="Adaptive scaling of the cluster class, e.g. {minimum: 1, maximum: 10}.")
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_parses(cls, value: str) -> str:
+        parse_memory_limit(value)
+        return value
+
+    @model_validator(mode="after")
+    def _address_alone(self) -> ClusterSettings:
+        if self.address and (self.cluster_class or self.cluster_kwargs or self.adapt_kwargs):
+            raise ValueError("an address names an existing cluster: cluster_class, cluster_kwargs and adapt_kwargs cannot go with it")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return not self.address and self.cluster_class in LOCAL_CLASSES
+
+
+def transient_only(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry a failed task run unless its error is deterministic (bad data).
+
+    It lives here, in an importable module, because Dask workers unpickle it by reference: a
+    deployment loads ``flows/score.py`` as a script module the workers cannot import.
+    """
+    try:
+        state.result()
+    except Exception as error:
+        return not is_deterministic(error)
+    return True
+
+
+def cluster_settings(value: ClusterSettings | Mapping[str, Any] | None) -> ClusterSettings:
+    """Settings from a dict (a deployment parameter) or None; a bad one is one :class:`PreflightError` line."""
+    if isinstance(value, ClusterSettings):
+        return value
+    if value is not None and not isinstance(value, Mapping):
+        raise PreflightError(f"cluster settings must be a dict, not {value!r}")
+    try:
+        return ClusterSettings(**dict(value or {}))
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'cluster'}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors())
+        raise PreflightError(f"bad cluster setting ({problems}); valid: {', '.join(ClusterSettings.model_fields)}") from None
 
 
 def task_log_level() -> str:
@@ -56,36 +109,165 @@ def task_log_level() -> str:
 
 def quiet_logs() -> None:
     """Quiet this process: distributed below WARNING and Prefect's per-task-run lines are dropped."""
-    quiet_distributed_logs()
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.worker", "distributed.core", "distributed.http.proxy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("prefect.task_runs").setLevel(task_log_level())
 
 
 def worker_environment() -> dict[str, str]:
-    """Environment for the worker processes of a LocalCluster this process starts."""
-    return {TASK_LOG_LEVEL_ENV: task_log_level()}
+    """Environment of the worker processes of a local cluster: task-run errors to the API, not the terminal."""
+    return {TASK_LOG_LEVEL_ENV: task_log_level(), CONSOLE_LEVEL_ENV: os.environ.get(CONSOLE_LEVEL_ENV, "CRITICAL")}
 
 
-def task_runner(cluster: dict[str, Any] | None = None) -> DaskTaskRunner:
-    """A prefect-dask task runner for the cluster configuration (see the module docstring)."""
-    cluster = dict(cluster or {})
-    if not cluster and os.environ.get(ADDRESS_ENV):
-        cluster = {"address": os.environ[ADDRESS_ENV]}
-    if "address" in cluster:
-        address = cluster.pop("address")
-        if cluster:
-            raise ValueError(f"cluster option(s) {sorted(cluster)} cannot go with an address")
-        return DaskTaskRunner(address=address)
-    cluster_class = cluster.pop("cluster_class", "distributed.LocalCluster")
-    kwargs = dict(cluster.pop("cluster_kwargs", {}))
-    adapt = cluster.pop("adapt_kwargs", None)
-    if cluster:
-        raise ValueError(f"unknown cluster option(s) {sorted(cluster)}; use address, cluster_class, cluster_kwargs, adapt_kwargs")
-    if cluster_class in ("distributed.LocalCluster", "distributed.deploy.local.LocalCluster"):
-        kwargs = {**DEFAULT_LOCAL_CLUSTER, **kwargs}
+def _warm_up() -> None:
+    """Import what a unit task needs (seconds per worker), while the flow still plans."""
+    import prefect.task_engine  # noqa: F401
+
+    import laion_lake.scoring.runner  # noqa: F401
+
+    # importing Prefect configures logging in the worker: keep distributed's INFO lines out again
+    quiet_logs()
+
+
+def _start_local(settings: ClusterSettings) -> Any:
+    kwargs = dict(settings.cluster_kwargs)
+    if kwargs.get("processes", True):
+        # worker processes (nannies) take an environment; threads share this process's
+        kwargs["env"] = {**worker_environment(), **kwargs.get("env", {})}
+    workers = kwargs.pop("n_workers", settings.workers)
+    memory = kwargs.pop("memory_limit", settings.memory_limit)
+    cluster = local_cluster(workers, memory, **kwargs)
+    from distributed import Client
+
+    with Client(cluster, timeout="60s") as client:
+        client.run(_warm_up)
+    return cluster
+
+
+_prestarted: dict[str, concurrent.futures.Future] = {}
+_prestart_lock = threading.Lock()
+
+
+def prestart(settings: ClusterSettings | Mapping[str, Any] | None) -> None:
+    """Start the local cluster of ``settings`` in a background thread now; :func:`cluster_address` picks it up."""
+    settings = cluster_settings(settings)
+    if not settings.is_local or scheduler_address():
+        return
+    with _prestart_lock:
+        key = settings.model_dump_json()
+        if key not in _prestarted:
+            _prestarted[key] = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="laion-lake-cluster").submit(_start_local, settings)
+            if len(_prestarted) == 1:
+                atexit.register(_close_prestarted)
+
+
+def _close_prestarted() -> None:
+    """At exit: close a prestarted cluster no flow took (the flow failed before it, or never ran)."""
+    with _prestart_lock:
+        futures = list(_prestarted.values())
+        _prestarted.clear()
+    for future in futures:
+        with contextlib.suppress(Exception):
+            close_local(future.result(timeout=120))
+
+
+@contextlib.contextmanager
+def cluster_address(settings: ClusterSettings | Mapping[str, Any] | None) -> Iterator[str | None]:
+    """The scheduler address the tasks go to, for the duration; None means "let prefect-dask start the cluster class".
+
+    A local cluster (prestarted or started here) is closed on exit, its workers' Prefect clients drained first.
+    """
+    settings = cluster_settings(settings)
+    if settings.address or (settings.is_local and scheduler_address()):
+        yield settings.address or scheduler_address()
+        return
+    if not settings.is_local:
+        yield None
+        return
+    with _prestart_lock:
+        future = _prestarted.pop(settings.model_dump_json(), None)
+    cluster = future.result() if future is not None else _start_local(settings)
+    try:
+        yield cluster.scheduler_address
+    finally:
+        close_local(cluster)
+
+
+def close_local(cluster: Any) -> None:
+    """Close a local cluster without "Worker process still alive" warnings: drain Prefect on the workers first."""
+    from distributed import Client
+
+    with contextlib.suppress(Exception), Client(cluster, timeout="10s") as client:
+        client.run(forget_prefect_api)
+    cluster.close(timeout=30)
+
+
+def forget_prefect_api() -> None:
+    """On a worker: send what Prefect still holds for the API and stop its client threads.
+
+    Run at the end of a flow on every worker, so that a long-lived worker does not keep trying to
+    reach a temporary Prefect server that has gone (an ERROR every few seconds otherwise).
+    """
+    def drain() -> None:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        for service in (APILogWorker, EventsWorker):
+            with contextlib.suppress(Exception):
+                service.drain_all(timeout=5)
+
+    # Dask runs this in the worker's event loop; draining blocks, so it gets a thread of its own
+    thread = threading.Thread(target=drain, name="laion-lake-drain-prefect", daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+
+
+def drain_workers(address: str) -> None:
+    """:func:`forget_prefect_api` on every worker of the scheduler at ``address``."""
+    from distributed import Client
+
+    with contextlib.suppress(Exception), Client(address, timeout="10s") as client:
+        client.run(forget_prefect_api)
+
+
+class NamedDaskTaskRunner(DaskTaskRunner):
+    """prefect-dask's task runner with Dask keys that name the unit or aggregate of each task run."""
+
+    def duplicate(self) -> NamedDaskTaskRunner:
+        return type(self)(address=self.address, cluster_class=self.cluster_class, cluster_kwargs=self.cluster_kwargs,
+                          adapt_kwargs=self.adapt_kwargs, client_kwargs=self.client_kwargs)  # fmt: skip
+
+    def submit(self, task: Any, parameters: dict[str, Any], wait_for: Any = None, dependencies: Any = None) -> PrefectDaskFuture:
+        if not self._started:
+            raise RuntimeError("The task runner must be started before submitting work.")
+        import uuid
+
+        if "unit_key" in parameters:
+            name = unit_task_key(parameters["unit_key"])
+        elif {"model", "layer", "benchmark_key"} <= set(parameters):
+            name = aggregate_task_key(parameters["model"], parameters["layer"], parameters["benchmark_key"])
+        else:
+            name = task.name
+        future = self.client.submit(
+            task, key=f"{name}-{uuid.uuid4().hex[:8]}", parameters=self._optimize_futures(parameters),
+            wait_for=self._optimize_futures(wait_for) if wait_for else None, dependencies=dependencies, return_type="state",
+        )  # fmt: skip
+        return PrefectDaskFuture(wrapped_future=future, task_run_id=future.task_run_id)
+
+
+def task_runner(cluster: ClusterSettings | Mapping[str, Any] | None = None, address: str | None = None) -> DaskTaskRunner:
+    """A task runner for ``address`` (from :func:`cluster_address`) or the settings' cluster class."""
+    settings = cluster_settings(cluster)
+    address = address or settings.address or scheduler_address()
+    if address:
+        return NamedDaskTaskRunner(address=address)
+    if settings.is_local:
+        kwargs = {"n_workers": settings.workers, "threads_per_worker": 1, "processes": True, "memory_limit": settings.memory_limit,
+                  "dashboard_address": "127.0.0.1:0", "silence_logs": logging.WARNING, **settings.cluster_kwargs}  # fmt: skip
         if kwargs.get("processes", True):
-            # worker processes (nannies) take an environment; threads share this process's
             kwargs["env"] = {**worker_environment(), **kwargs.get("env", {})}
-    return DaskTaskRunner(cluster_class=cluster_class, cluster_kwargs=kwargs, adapt_kwargs=adapt)
+        return NamedDaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
+    return NamedDaskTaskRunner(cluster_class=settings.cluster_class, cluster_kwargs=settings.cluster_kwargs, adapt_kwargs=settings.adapt_kwargs)
 
 
 @contextlib.contextmanager
@@ -107,3 +289,16 @@ def api_for_workers() -> Iterator[None]:
     url = str(get_client(sync_client=True).api_url).rstrip("/")
     with temporary_settings(updates={PREFECT_API_URL: url}):
         yield
+
+
+def check_reachable(settings: ClusterSettings, timeout: float = 5) -> None:
+    """Pre-flight of a scheduler address (given or configured): one line when nothing answers there."""
+    address = settings.address or (scheduler_address() if settings.is_local else None)
+    if not address:
+        return
+    from distributed import Client
+
+    try:
+        Client(address, timeout=f"{timeout}s").close()
+    except Exception as error:  # noqa: BLE001 - OSError, TimeoutError, a bad address: all one message
+        raise PreflightError(f"no Dask scheduler answers at {address} within {timeout:.0f} s ({type(error).__name__}); check --scheduler or DASK_SCHEDULER_ADDRESS") from None

@@ -8,7 +8,7 @@ second try would refuse to overwrite; run it again with ``overwrite=True``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 
@@ -22,26 +22,24 @@ def make_synthetic_lake(lake_url: str, scale: str, seed: int, storage_options: d
 
 
 @flow(name="laion-lake-synth")
-def synth_flow(lake_url: str, scale: str = "small", seed: int = 0, storage_options: dict | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Write the synthetic dataset as a lake at ``lake_url``.
+def synth_flow(
+    lake_url: str, scale: Literal["tiny", "small", "full"] = "small", seed: int = 0, storage_options: dict[str, Any] | None = None, overwrite: bool = False
+) -> dict[str, Any]:
+    """Write the synthetic dataset (known ground truth) as a lake at ``lake_url``.
 
-    Parameters
-    ----------
-    lake_url : str
-        Local path or ``s3://bucket/prefix``.
-    scale : {"tiny", "small", "full"}
-        ``full`` has the real counts (~1 GB of betas per subject, minutes to write).
-    seed : int
-    storage_options : dict, optional
-        fsspec options of the lake.
-    overwrite : bool
-        Replace stores that already exist.
+    Args:
+        lake_url: The lake: a local path or s3://bucket/prefix.
+        scale: tiny, small, or full (the real dataset's counts: ~1 GB of betas per subject, minutes to write).
+        seed: Seed of the generator: the same seed writes the same lake.
+        storage_options: fsspec options of the lake without credentials (e.g. endpoint_url, profile); credentials come from the environment.
+        overwrite: Replace stores that already exist.
 
-    Returns
-    -------
-    dict
+    Returns:
         ``lake_url``, ``subjects`` and ``feature_sets`` of the written lake.
     """
+    from laion_lake.preflight import require_no_credentials
+
+    require_no_credentials(storage_options)
     summary = make_synthetic_lake(lake_url, scale, seed, storage_options, overwrite)
     get_run_logger().info("wrote a %s synthetic lake at %s: %d subjects, %d feature sets", scale, summary["lake_url"], len(summary["subjects"]), len(summary["feature_sets"]))
     return summary

@@ -1,7 +1,9 @@
 """``laion-lake``: the one command-line entry point.
 
-Exit codes: 0 success, 1 a failure of the work itself, 2 bad usage or bad input (a missing lake,
-an unknown subject, a file that fails validation).
+Exit codes: 0 success; 1 a failure of the work itself (a work unit failed on a worker: the summary
+names each unit as model/layer/subject/pool/split); 2 bad usage or bad input (a missing lake, an
+unknown feature set, benchmark or subject, a bad cluster setting, a file that fails validation),
+found before anything starts; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from typing import Any
 
 from laion_lake.cli_common import add_lake_argument
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_CODES = """exit codes:
+  0    success
+  1    a failure of the work itself: the summary names each failed unit (model/layer/subject/pool/split)
+  2    bad usage or bad input (unknown lake, feature set, benchmark, subject, setting), found before anything starts
+  130  interrupted (Ctrl-C)"""
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -87,27 +94,93 @@ def _prefect_environment(verbose: bool) -> None:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
-def _cluster_config(args: argparse.Namespace) -> dict[str, Any] | None:
+def _cluster_config(args: argparse.Namespace) -> dict[str, Any]:
+    """--scheduler / --workers / --memory-limit as cluster settings (checked by the pre-flight)."""
     if getattr(args, "scheduler", None):
+        if args.workers is not None:
+            raise ValueError("--workers sizes a local cluster; it cannot go with --scheduler")
         return {"address": args.scheduler}
-    if getattr(args, "workers", None):
-        return {"cluster_kwargs": {"n_workers": args.workers, "memory_limit": args.memory_limit}}
-    return None
+    config: dict[str, Any] = {"memory_limit": args.memory_limit}
+    if args.workers is not None:
+        config["workers"] = args.workers
+    return config
 
 
-def _run_score(args: argparse.Namespace, feature_sets: list[list[str]] | None, benchmarks: list[str] | None) -> dict[str, Any]:
+def _preflight(args: argparse.Namespace, feature_sets: list[str] | None, benchmarks: list[str] | None) -> tuple[Any, Any]:
+    """Everything checked here, before Prefect or Dask start: the plan and the cluster settings.
+
+    Credentials in --storage-options move to this process's environment (the local cluster's
+    workers inherit it), so that no flow parameter holds them.
+    """
+    import os
+
+    from laion_lake.dask import plan
+    from laion_lake.preflight import check_workers, credentials_to_environment, parse_memory_limit
+
+    if args.workers is not None:
+        check_workers(args.workers, "--workers")
+    parse_memory_limit(args.memory_limit)
+    work = plan(args.lake, feature_sets, benchmarks, args.storage_options)
+    if args.in_process:
+        return work, None
+    args.storage_options = credentials_to_environment(args.storage_options, os.environ)
+    from flows.cluster import check_reachable, cluster_settings
+
+    settings = cluster_settings(_cluster_config(args))
+    check_reachable(settings)
+    return work, settings
+
+
+def _run_score(args: argparse.Namespace, feature_sets: list[str] | None, benchmarks: list[str] | None) -> dict[str, Any]:
+    if not args.in_process:
+        _prefect_environment(args.verbose)  # before anything imports Prefect: it reads its settings then
+    work, settings = _preflight(args, feature_sets, benchmarks)
+    request = work.request
     if args.in_process:
         from laion_lake.lake import open_lake
         from laion_lake.scoring import score_many
 
         lake = open_lake(args.lake, args.storage_options)
-        scores = score_many(lake, feature_sets or lake.feature_sets, benchmarks or list_headline(), progress=True)
+        scores = score_many(lake, request.feature_sets, request.benchmarks, progress=True)
         rows = [{"model": m, "layer": l, "benchmark": b, "value": float(s), "error": s.attrs["error"]} for (m, l, b), s in scores.items()]
         return {"units": None, "computed": None, "skipped": None, "scores": rows}
-    _prefect_environment(args.verbose)
-    from flows.score import score_flow
+    from laion_lake.dask import done_units
 
-    return score_flow(args.lake, feature_sets, benchmarks, args.storage_options, args.force, _cluster_config(args))
+    done = set() if args.force else done_units(work)
+    if len(done) == len(work.units):
+        return _aggregate_here(work)
+    import flows.run
+    import flows.score
+    from flows.cluster import prestart
+
+    # the local cluster starts (and its workers import what units need) while Prefect's server starts
+    prestart(settings)
+    flows.run.SHOW_PROGRESS = True
+    _quiet_flow_failures()
+    return flows.score.score_flow(request.lake_url, request.feature_set_names, list(request.benchmarks), args.storage_options, args.force, settings)
+
+
+def _aggregate_here(work: Any) -> dict[str, Any]:
+    """Every unit is in the lake already: aggregate here, no Prefect run, no cluster (seconds)."""
+    from laion_lake.scoring.runner import aggregate_by_key
+
+    rows = [aggregate_by_key(work.request.lake_url, work.storage_options, *aggregate) for aggregate in work.aggregates]
+    return {"units": len(work.units), "computed": 0, "skipped": len(work.units), "failed": 0, "scores": rows}
+
+
+def _quiet_flow_failures() -> None:
+    """A failed unit is summarized once (exit 1): drop the engine's traceback of the same error."""
+    import logging
+
+    from laion_lake.dask import UnitsFailedError
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UnitsFailedError):
+            return False
+        return "UnitsFailedError" not in str(record.msg)
+
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(keep)
 
 
 def list_headline() -> list[str]:
@@ -118,29 +191,26 @@ def list_headline() -> list[str]:
 
 def _print_run(report: dict[str, Any], started: float) -> None:
     if report.get("units") is not None:
-        print(f"{report['units']} work units: {report['computed']} computed, {report['skipped']} skipped (already in the lake)")
+        failed = f", {report['failed']} failed" if report.get("failed") else ""
+        print(f"{report['units']} work units: {report['computed']} computed, {report['skipped']} skipped (already in the lake){failed}")
     print(f"{len(report['scores'])} scores in {time.perf_counter() - started:.1f} s\n")
     print(leaderboard(report["scores"]))
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    feature_sets = [[args.model, args.layer]] if args.model else None
-    if args.model and not args.layer:
-        raise ValueError("--model needs --layer")
+    if args.layer and not args.model:
+        raise ValueError("--layer needs --model (a layer name alone is ambiguous across models)")
+    feature_sets = None
+    if args.model:
+        feature_sets = [f"{args.model}/{args.layer}" if args.layer else args.model]
     _print_run(_run_score(args, feature_sets, args.benchmark or None), started)
     return EXIT_OK
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from laion_lake.lake import open_lake
-
     started = time.perf_counter()
-    lake = open_lake(args.lake, args.storage_options)
-    feature_sets = [list(fs) for fs in lake.feature_sets if not args.models or fs[0] in args.models]
-    if not feature_sets:
-        raise ValueError(f"no feature sets match --models {args.models}; the lake holds {[m for m, _ in lake.feature_sets]}")
-    _print_run(_run_score(args, feature_sets, args.benchmark or None), started)
+    _print_run(_run_score(args, args.models or None, args.benchmark or None), started)
     return EXIT_OK
 
 
@@ -150,13 +220,17 @@ def cmd_scores(args: argparse.Namespace) -> int:
 
     from laion_lake.benchmarks import canonical_identifier
 
-    benchmark = canonical_identifier(args.benchmark) if args.benchmark else None  # Zerbe2026_fmri.* finds LAION_fMRI.* records
-    scores = load_scores(open_lake(args.lake, args.storage_options), args.model, args.layer, benchmark)
-    if scores.stale:
-        print(f"{scores.stale} stale score record(s) left out (computed from inputs the lake has since replaced)", file=sys.stderr)
-    if not scores:
+    lake = open_lake(args.lake, args.storage_options)
+    every = load_scores(lake)
+    if every.stale:
+        print(f"{every.stale} stale score record(s) left out (computed from inputs the lake has since replaced)", file=sys.stderr)
+    if not every:
         print("no scores recorded yet; run `laion-lake score` first")
         return EXIT_OK
+    benchmark = canonical_identifier(args.benchmark) if args.benchmark else None  # Zerbe2026_fmri.* finds LAION_fMRI.* records
+    scores = load_scores(lake, args.model, args.layer, benchmark)
+    if not scores:
+        raise ValueError(f"no score records match {_filters(args)}; {_recorded(every)}")
     rows = [
         {"model": s.attrs["model"], "layer": s.attrs["layer"], "benchmark": s.attrs["benchmark_key"], "value": float(s),
          "error": s.attrs["error"], "raw": s.attrs["raw"], "ceiling": s.attrs["ceiling"], "convention": s.attrs["convention"]}
@@ -173,6 +247,19 @@ def cmd_scores(args: argparse.Namespace) -> int:
     else:
         print(leaderboard(rows))
     return EXIT_OK
+
+
+def _filters(args: argparse.Namespace) -> str:
+    return " ".join(f"--{name} {value}" for name in ("model", "layer", "benchmark") if (value := getattr(args, name)) is not None)
+
+
+def _recorded(scores: Sequence[Any]) -> str:
+    """What the lake's records hold, for a filter that matched nothing."""
+    from laion_lake.errors import describe_ids
+
+    feature_sets = sorted({f"{s.attrs['model']}/{s.attrs['layer']}" for s in scores})
+    benchmarks = sorted({s.attrs["benchmark_key"] for s in scores})
+    return f"the records hold feature sets {describe_ids(feature_sets, 12)} and benchmarks {describe_ids(benchmarks, 6)}"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -200,7 +287,11 @@ the lake's records; `laion-lake score ./lake --model M --layer L` scores one fea
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="laion-lake", description="Score vision models against LAION-fMRI, kept as a Zarr data lake.")
+    parser = argparse.ArgumentParser(
+        prog="laion-lake", description="Score vision models against LAION-fMRI, kept as a Zarr data lake.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -225,21 +316,23 @@ def build_parser() -> argparse.ArgumentParser:
                             "(Zerbe2026_fmri.* and Zerbe2026_fmri_persubject.* are aliases of LAION_fMRI.* and LAION_fMRI_persubject.*)")
         parser.add_argument("--force", action="store_true", help="recompute units that already have a record")
         parser.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
-        parser.add_argument("--workers", type=int, help="workers of the local cluster (default 2)")
-        parser.add_argument("--memory-limit", default="4GiB", help="memory limit per local worker (default 4GiB)")
+        parser.add_argument("--workers", type=int, help="worker processes of the local cluster, >= 1 (default 2)")
+        parser.add_argument("--memory-limit", default="4GiB", help="memory limit per local worker, e.g. 4GiB (default 4GiB)")
         parser.add_argument("--in-process", action="store_true", help="no Prefect, no cluster: score here with a progress bar (no records written)")
         parser.add_argument("--verbose", action="store_true", help="show Prefect's and Dask's INFO logs")
 
-    score = commands.add_parser("score", help="score one feature set (or all) on benchmarks through the score flow")
+    score = commands.add_parser("score", help="score one feature set (or all) on benchmarks through the score flow", epilog=EXIT_CODES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     add_lake_argument(score)
-    score.add_argument("--model", help="model name (default: every feature set in the lake)")
-    score.add_argument("--layer", help="layer name (with --model)")
+    score.add_argument("--model", help="model name (default: every feature set in the lake; without --layer: every layer of it)")
+    score.add_argument("--layer", help="layer name (needs --model)")
     add_run_options(score)
     score.set_defaults(run=cmd_score)
 
-    batch = commands.add_parser("batch", help="score many models on all benchmarks on one cluster, then print a summary")
+    batch = commands.add_parser("batch", help="score many models on all benchmarks on one cluster, then print a summary", epilog=EXIT_CODES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     add_lake_argument(batch)
-    batch.add_argument("--models", nargs="*", help="models to score (default: every model in the lake)")
+    batch.add_argument("--models", nargs="*", help="models (every layer) or model/layer names to score (default: every feature set in the lake)")
     add_run_options(batch)
     batch.set_defaults(run=cmd_batch)
 
@@ -275,19 +368,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("laion-lake")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _one_line(error: BaseException) -> str:
+    """An error as the CLI prints it: its message, with API wording turned into the CLI's flags."""
+    text = str(error)
+    for api, flag in (("overwrite=True", "--overwrite"), ("force=True", "--force")):
+        if flag not in text:  # the lake's own messages name both already
+            text = text.replace(api, flag)
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from laion_lake.dask import UnitsFailedError
     from laion_lake.errors import LakeError
     from storage_schemas import SchemaError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except UnitsFailedError as error:
+        print(f"laion-lake {args.command}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     except (LakeError, SchemaError, ValueError, FileNotFoundError) as error:
-        print(f"laion-lake {args.command}: error: {error}", file=sys.stderr)
+        print(f"laion-lake {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -12,9 +12,12 @@ def json_options(text: str | None) -> dict[str, Any] | None:
     if not text:
         return None
     try:
-        return json.loads(text)
+        options = json.loads(text)
     except json.JSONDecodeError as error:
         raise argparse.ArgumentTypeError(f"--storage-options must be JSON: {error}") from error
+    if not isinstance(options, dict):
+        raise argparse.ArgumentTypeError(f"--storage-options must be a JSON object like '{{\"endpoint_url\": \"...\"}}', not {text}")
+    return options
 
 
 def add_lake_argument(parser: argparse.ArgumentParser, positional: bool = True) -> None:

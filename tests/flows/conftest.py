@@ -25,6 +25,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 WORK_POOL = "laion-lake-process"
+# credentials of the stack's S3 (moto accepts any): distinctive, so that a grep for them means something
+TEST_KEY, TEST_SECRET = "AKIALAIONLAKE7TESTKEY", "laion-lake-test-secret-3f9c1e"
 
 
 # -- comparing scores ---------------------------------------------------------------------------
@@ -132,6 +134,7 @@ class Stack:
     scheduler_address: str
     processes: Processes
     workers: list[subprocess.Popen]
+    root: Path
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +157,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
         "LAION_LAKE_HOME": str(REPO),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ACCESS_KEY_ID": TEST_KEY,
+        "AWS_SECRET_ACCESS_KEY": TEST_SECRET,
         "AWS_DEFAULT_REGION": "us-east-1",
         "PYTHONUNBUFFERED": "1",
     }
@@ -172,7 +175,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         processes.start("prefect-worker", [str(BIN / "prefect"), "worker", "start", "--pool", WORK_POOL, "--type", "process"], env, cwd=root)
         run_cli([str(BIN / "prefect"), "--no-prompt", "deploy", "--all", "--prefect-file", "deploy/prefect.yaml"], env)
         wait_for_workers(scheduler_address, 2)
-        yield Stack(api_url, env, scheduler_address, processes, workers)
+        yield Stack(api_url, env, scheduler_address, processes, workers, root)
     finally:
         processes.stop_all()
 

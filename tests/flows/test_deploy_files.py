@@ -73,9 +73,10 @@ def test_deployment_entrypoint_and_parameters_match_the_flow(prefect_yaml: dict[
     parameters = deployment.get("parameters") or {}
     assert set(parameters) <= set(signature.parameters), f"{name}: not in {FLOWS[name]}'s signature: {set(parameters) - set(signature.parameters)}"
     required = {p.name for p in signature.parameters.values() if p.default is inspect.Parameter.empty}
-    assert required <= set(parameters), f"{name}: required parameters without a default: {required - set(parameters)}"
-    # every parameter of the flow has a default in the deployment, so the UI shows them all
-    assert set(parameters) == set(signature.parameters)
+    # a required parameter (the lake) gets no deployment default: one that works only inside Compose
+    # would send a run elsewhere to the wrong lake; every other parameter is listed, so the UI shows it
+    assert not required & set(parameters), f"{name}: a default for required {required & set(parameters)}"
+    assert set(parameters) == set(signature.parameters) - required
     # the deployment's defaults are what the flow would use itself (the URLs aside)
     for key, value in parameters.items():
         default = signature.parameters[key].default
@@ -158,15 +159,35 @@ def test_compose_names_and_addresses_agree(compose: dict[str, Any], prefect_yaml
     assert f"work-pool create {pool} --type process" in deployer and "--prefect-file deploy/prefect.yaml" in deployer
     env = services["prefect-worker"]["environment"]
     scheduler = command_words(services["dask-scheduler"])
-    assert env["LAION_LAKE_DASK_ADDRESS"] == f"tcp://dask-scheduler:{scheduler[scheduler.index('--port') + 1]}"
-    assert command_words(services["dask-worker"])[2] == env["LAION_LAKE_DASK_ADDRESS"]
+    assert env["DASK_SCHEDULER_ADDRESS"] == f"tcp://dask-scheduler:{scheduler[scheduler.index('--port') + 1]}"
+    assert command_words(services["dask-worker"])[2] == env["DASK_SCHEDULER_ADDRESS"]
     server = command_words(services["prefect-server"])
     assert env["PREFECT_API_URL"] == f"http://prefect-server:{server[server.index('--port') + 1]}/api"
     assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
     assert env["LAION_LAKE_HOME"] == "/opt/laion-lake"
-    # the default lake of the deployments lives in the bucket minio-init creates
-    bucket = prefect_yaml["deployments"][0]["parameters"]["lake_url"].removeprefix("s3://").split("/")[0]
-    assert f"lake/{bucket}" in " ".join(command_words(services["minio-init"]))
+    # the lake that the Compose file's run commands name lives in the bucket minio-init creates
+    buckets = set(re.findall(r"lake_url=s3://([^/\s]+)/", (DEPLOY / "docker-compose.yml").read_text()))
+    assert buckets and all(f"lake/{bucket}" in " ".join(command_words(services["minio-init"])) for bucket in buckets)
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_parameter_schema_is_typed_and_described(prefect_yaml: dict[str, Any], name: str) -> None:
+    """What `prefect deploy` sends as the deployment's parameter_openapi_schema (the UI's form):
+    every parameter described (Prefect parses the Google-style Args section), typed where it matters."""
+    deployment = next(d for d in prefect_yaml["deployments"] if d["name"] == name)
+    schema = load_entrypoint(deployment["entrypoint"]).parameters.model_dump()
+    properties = schema["properties"]
+    if name in ("score", "batch", "synth"):
+        undescribed = [p for p, spec in properties.items() if not spec.get("description")]
+        assert not undescribed, f"{name}: parameters without a description: {undescribed}"
+        assert schema["required"] == ["lake_url"]
+    if name in ("score", "batch"):
+        feature_sets = properties["feature_sets" if name == "score" else "models"]
+        assert {"type": "array", "items": {"type": "string"}} in feature_sets["anyOf"]  # "model/layer", one spelling
+        cluster = schema["definitions"]["ClusterSettings"]["properties"]
+        assert cluster["workers"]["minimum"] == 1 and all(spec.get("description") for spec in cluster.values())
+    if name == "synth":
+        assert properties["scale"]["enum"] == ["tiny", "small", "full"]
 
 
 # -- Kubernetes -----------------------------------------------------------------------------------
@@ -197,7 +218,7 @@ def test_dask_cluster_matches_the_work_pool_template() -> None:
     port = next(p["port"] for p in cluster["spec"]["scheduler"]["service"]["ports"] if p["name"] == "tcp-comm")
     template = json.loads((DEPLOY / "k8s" / "base-job-template.json").read_text())
     properties = template["variables"]["properties"]
-    assert properties["env"]["default"]["LAION_LAKE_DASK_ADDRESS"] == f"tcp://{name}.{namespace}.svc.cluster.local:{port}"
+    assert properties["env"]["default"]["DASK_SCHEDULER_ADDRESS"] == f"tcp://{name}.{namespace}.svc.cluster.local:{port}"
     assert properties["image"]["default"] == IMAGE and properties["namespace"]["default"] == namespace
     # every placeholder of the job configuration is a declared variable
     placeholders = set(re.findall(r"{{\s*([\w.]+)\s*}}", json.dumps(template["job_configuration"])))

@@ -1,6 +1,8 @@
 """``score_flow`` in this process (ephemeral Prefect API, a LocalCluster of 2 worker processes) on a
-tiny local lake: records land, a re-run skips, ``force`` recomputes, a lost record is recomputed
-alone, and the stored scores equal ``score_many``'s bit for bit. ``batch_flow`` shares the subflow.
+tiny local lake: records land, a re-run skips (without a cluster), ``force`` recomputes, a lost
+record is recomputed alone, and the stored scores equal ``score_many``'s bit for bit; the run
+publishes its table and markdown artifacts. ``batch_flow`` shares the plan. Retries: transient
+errors only.
 """
 
 from __future__ import annotations
@@ -10,18 +12,22 @@ from pathlib import Path
 import pytest
 
 from flows.batch import batch_flow, summary_table
-from flows.cluster import task_runner
-from flows.score import lake_feature_sets, score_flow
+from flows.cluster import ClusterSettings, NamedDaskTaskRunner, task_runner
+from flows.score import score_flow
+from laion_lake.dask import UnitsFailedError
+from laion_lake.preflight import resolve_feature_sets
 from laion_lake import score_many
 from laion_lake.lake import open_lake
 from laion_lake.scoring.records import load_scores
 from laion_lake.synthetic import make_lake
 from tests.flows.conftest import assert_scores_identical
 
-FEATURE_SETS = [["early_model", "conv2"]]
+FEATURE_SETS = ["early_model/conv2"]
 BENCHMARKS = ["LAION_fMRI.V1-tau-ridgecv", "LAION_fMRI_persubject.V4-ood-ridgecv", "LAION_fMRI.IT-rdm-pearson"]
 # one LocalCluster of 2 single-threaded worker processes, no dashboard
-CLUSTER = {"cluster_kwargs": {"n_workers": 2, "threads_per_worker": 1, "memory_limit": "2GiB", "dashboard_address": None}}
+CLUSTER = {"workers": 2, "memory_limit": "2GiB", "cluster_kwargs": {"dashboard_address": None}}
+# worker threads in this process: a monkeypatched library function reaches them
+THREADS = {"workers": 2, "cluster_kwargs": {"processes": False, "dashboard_address": None}}
 
 
 @pytest.fixture(scope="module")
@@ -31,37 +37,48 @@ def lake_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-def unit_records(url: str) -> list[Path]:
-    return sorted((Path(url) / "scores" / "units").rglob("*.json"))
+def unit_records(url: str, model: str | None = None) -> list[dict]:
+    from laion_lake.scoring.records import unit_records as stored
+
+    return stored(open_lake(url), model=model)
 
 
-def test_score_flow_records_rerun_force_and_lost_record(lake_url: str) -> None:
+def test_score_flow_records_rerun_and_force(lake_url: str) -> None:
     first = score_flow(lake_url, FEATURE_SETS, BENCHMARKS, cluster=CLUSTER)
     # 5 subjects x (shared tau, own ood, rdm) units; one aggregate per benchmark
     assert first["units"] == 15 and first["computed"] == 15 and first["skipped"] == 0
     assert len(first["scores"]) == len(BENCHMARKS)
-    records = unit_records(lake_url)
-    assert len(records) == 15
-    assert not list((Path(lake_url) / "scores").rglob("*.tmp-*")), "a temporary file was left behind"
-    expected = score_many(open_lake(lake_url), [tuple(fs) for fs in FEATURE_SETS], BENCHMARKS)
+    assert len(unit_records(lake_url, "early_model")) == 15
+    expected = score_many(open_lake(lake_url), [tuple(fs.split("/")) for fs in FEATURE_SETS], BENCHMARKS)
     assert_scores_identical(load_scores(open_lake(lake_url)), expected)
+    assert_artifacts(first)
 
-    again = score_flow(lake_url, FEATURE_SETS, BENCHMARKS, cluster=CLUSTER)
-    assert (again["computed"], again["skipped"]) == (0, 15)
+    # nothing to compute: no cluster starts (a cluster class that does not exist would fail a run that tried)
+    again = score_flow(lake_url, FEATURE_SETS, BENCHMARKS, cluster={"cluster_class": "no.such.Cluster"})
+    assert (again["computed"], again["skipped"], again["failed"]) == (0, 15, 0)
     assert again["scores"] == first["scores"]
-
-    lost = records[4]
-    lost.unlink()
-    mtimes = {p: p.stat().st_mtime_ns for p in records if p != lost}
-    repaired = score_flow(lake_url, FEATURE_SETS, BENCHMARKS, cluster=CLUSTER)
-    assert (repaired["computed"], repaired["skipped"]) == (1, 14)
-    assert lost.exists()
-    assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items()), "a unit other than the lost one was rewritten"
-    assert_scores_identical(load_scores(open_lake(lake_url)), expected)
 
     forced = score_flow(lake_url, FEATURE_SETS, BENCHMARKS, force=True, cluster=CLUSTER)
     assert (forced["computed"], forced["skipped"]) == (15, 0)
     assert_scores_identical(load_scores(open_lake(lake_url)), expected)
+
+
+def assert_artifacts(report: dict) -> None:
+    """The latest table artifact holds the run's scores row for row; the markdown names the units."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts()
+    by_key = {}
+    for artifact in artifacts:
+        by_key.setdefault(artifact.key, artifact)
+    table = by_key["laion-lake-scores"]
+    rows = table.data if isinstance(table.data, list) else __import__("json").loads(table.data)
+    assert [(r["model"], r["layer"], r["benchmark"], r["value"]) for r in rows] == [
+        (r["model"], r["layer"], r["benchmark"], r["value"]) for r in report["scores"]]  # fmt: skip
+    assert set(rows[0]) == {"model", "layer", "benchmark", "value", "error", "raw", "ceiling"}
+    summary = by_key["laion-lake-summary"]
+    assert f"{report['units']} work units: {report['computed']} computed" in summary.data
 
 
 def test_batch_flow_scores_models_on_one_cluster_and_logs_a_table(lake_url: str) -> None:
@@ -78,49 +95,90 @@ def test_batch_flow_scores_models_on_one_cluster_and_logs_a_table(lake_url: str)
 
 
 def test_feature_set_selection_and_cluster_config(lake_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("LAION_LAKE_DASK_ADDRESS", raising=False)
-    assert lake_feature_sets(lake_url, None, ["late_model"]) == [["late_model", "fc6"]]
-    assert lake_feature_sets(lake_url, None, ["early_model/conv2", "random_model"]) == [["early_model", "conv2"], ["random_model", "fc"]]
-    with pytest.raises(ValueError, match="no_such_model"):
-        lake_feature_sets(lake_url, None, ["no_such_model"])
-    assert task_runner({"address": "tcp://127.0.0.1:1"}).address == "tcp://127.0.0.1:1"
+    import dask
+
+    lake = open_lake(lake_url)
+    assert resolve_feature_sets(lake, ["late_model"]) == (("late_model", "fc6"),)
+    assert resolve_feature_sets(lake, ["early_model/conv2", "random_model"]) == (("early_model", "conv2"), ("random_model", "fc"))
+    with pytest.raises(ValueError, match="unknown feature set 'no_such_model'"):
+        resolve_feature_sets(lake, ["no_such_model"])
+    runner = task_runner({"address": "tcp://127.0.0.1:1"})
+    assert isinstance(runner, NamedDaskTaskRunner) and runner.address == "tcp://127.0.0.1:1"
     local = task_runner(None)
-    assert local.cluster_kwargs["n_workers"] == 2 and "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL" in local.cluster_kwargs["env"]
-    with pytest.raises(ValueError, match="unknown cluster option"):
-        task_runner({"workers": 3})
+    assert local.cluster_kwargs["n_workers"] == 2 and "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL" in local.cluster_kwargs["env"]
+    for bad, message in (({"workers": 0}, "workers"), ({"memory_limit": "abc"}, "memory limit 'abc'"), ({"nodes": 3}, "nodes"),
+                         ({"address": "tcp://x:1", "cluster_kwargs": {"n_workers": 2}}, "cannot go with it")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            score_flow.fn(lake_url, FEATURE_SETS, BENCHMARKS, cluster=bad)
     assert summary_table([]) == "(no scores)"
-    monkeypatch.setenv("LAION_LAKE_DASK_ADDRESS", "tcp://127.0.0.1:2")
-    assert task_runner(None).address == "tcp://127.0.0.1:2"
+    # Dask's own configuration names the shared scheduler (DASK_SCHEDULER_ADDRESS sets it too)
+    with dask.config.set({"scheduler-address": "tcp://127.0.0.1:2"}):
+        assert task_runner(None).address == "tcp://127.0.0.1:2"
+    assert ClusterSettings().is_local
 
 
-def test_a_failed_unit_is_retried_and_leaves_no_partial_record(lake_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every unit fails once (a storage error) and succeeds on its task retry; the stored records are
-    whole JSON and the scores right. (A record is written whole or not at all: LakeStorage.write_json
-    renames a complete temporary file locally, and is one PUT on S3.)"""
-    import json
+def test_transient_errors_are_retried_and_bad_data_is_not(lake_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unit task (its Prefect options as the flow submits it): a storage error is retried and
+    the unit then computes; a bad-data error (a ValueError) runs once and fails."""
     from collections import Counter
 
-    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect import flow
 
-    import flows.score as score_module
-    from flows.score import _score_on_cluster
+    import flows.run as score_module
 
-    real = score_module.run_unit_by_key
     calls: Counter[str] = Counter()
 
-    def flaky(url, options, unit_key, benchmark_keys, force):
+    def failing(error: Exception | None):
+        def run(url, options, unit_key, benchmark_keys, force):
+            calls[unit_key] += 1
+            if error is not None and calls[unit_key] == 1:
+                raise error
+            return "computed"
+
+        return run
+
+    @flow
+    def one_unit() -> str:
+        return score_module.score_unit("lake", None, "m/l/sub-01/shared/tau", ["b"], False)
+
+    monkeypatch.setattr(score_module.score_unit, "retry_delay_seconds", 0)
+    monkeypatch.setattr(score_module, "run_unit_by_key", failing(OSError("simulated storage failure")))
+    assert one_unit() == "computed" and calls["m/l/sub-01/shared/tau"] == 2
+    calls.clear()
+    monkeypatch.setattr(score_module, "run_unit_by_key", failing(ValueError("non-finite activations")))
+    with pytest.raises(ValueError, match="non-finite activations"):
+        one_unit()
+    assert calls["m/l/sub-01/shared/tau"] == 1, "a deterministic error was retried"
+
+
+def test_plain_dask_api_names_units_and_failed_units(lake_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """laion_lake.dask: keys name the units, aggregates wait for theirs only, and a unit failing on bad
+    data runs once and is named in the UnitsFailedError; no Prefect server on this path."""
+    from collections import Counter
+
+    from distributed import Client, LocalCluster
+
+    import laion_lake.dask as lld
+
+    work = lld.plan(lake_url, ["random_model/fc"], ["LAION_fMRI.V2-rdm-pearson"])
+    subject = open_lake(lake_url).subjects[1]
+    real, calls = lld.run_unit_by_key, Counter()
+
+    def bad_data(url, options, unit_key, benchmark_keys, force):
         calls[unit_key] += 1
-        if calls[unit_key] == 1:
-            raise OSError(f"simulated storage failure in {unit_key}")
+        if f"/{subject}/" in unit_key:
+            raise ValueError(f"non-finite activations in {unit_key}")
         return real(url, options, unit_key, benchmark_keys, force)
 
-    monkeypatch.setattr(score_module, "run_unit_by_key", flaky)
-    monkeypatch.setattr(score_module.score_unit, "retry_delay_seconds", 0)
-    benchmarks = ["LAION_fMRI.V2-rdm-pearson"]
-    run = _score_on_cluster.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))
-    report = run(lake_url, None, [["random_model", "fc"]], benchmarks, True)
-    assert report["computed"] == report["units"] == 5 and set(calls.values()) == {2}
-    for path in unit_records(lake_url):
-        json.loads(path.read_text())
-    expected = score_many(open_lake(lake_url), [("random_model", "fc")], benchmarks)
-    assert_scores_identical(load_scores(open_lake(lake_url), model="random_model"), expected)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        submitted = lld.submit(client, work, force=True)
+        token = "-" + next(iter(submitted.units.values())).key.rsplit("-", 1)[1]
+        assert sorted(f.key for f in submitted.units.values())[0] == f"unit-random_model-fc-{open_lake(lake_url).subjects[0]}-shared-rdm{token}"
+        assert [f.key for f in submitted.aggregates.values()] == [f"aggregate-random_model-fc-LAION_fMRI.V2-rdm-pearson{token}"]
+        report = lld.gather(submitted)
+        assert (report["units"], report["computed"], len(report["scores"])) == (5, 5, 1)
+        monkeypatch.setattr(lld, "run_unit_by_key", bad_data)
+        with pytest.raises(lld.UnitsFailedError, match=r"1 of 5 work unit\(s\) failed") as failed:
+            lld.gather(lld.submit(client, work, force=True))
+    assert f"random_model/fc/{subject}/shared/rdm: ValueError: non-finite activations" in str(failed.value)
+    assert set(calls.values()) == {1}, "a deterministic error was retried"
