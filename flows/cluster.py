@@ -139,7 +139,9 @@ def _start_local(settings: ClusterSettings) -> Any:
     cluster = local_cluster(workers, memory, **kwargs)
     from distributed import Client
 
-    with Client(cluster, timeout="60s") as client:
+    # not the default client: this runs in a background thread, and dask.config.set (which a default
+    # client uses) is process-wide, so an interleaved close would leave "dask.distributed" set for all
+    with Client(cluster, timeout="60s", set_as_default=False) as client:
         client.run(_warm_up)
     return cluster
 
@@ -197,7 +199,7 @@ def close_local(cluster: Any) -> None:
     """Close a local cluster without "Worker process still alive" warnings: drain Prefect on the workers first."""
     from distributed import Client
 
-    with contextlib.suppress(Exception), Client(cluster, timeout="10s") as client:
+    with contextlib.suppress(Exception), Client(cluster, timeout="10s", set_as_default=False) as client:
         client.run(forget_prefect_api)
     cluster.close(timeout=30)
 
@@ -226,7 +228,7 @@ def drain_workers(address: str) -> None:
     """:func:`forget_prefect_api` on every worker of the scheduler at ``address``."""
     from distributed import Client
 
-    with contextlib.suppress(Exception), Client(address, timeout="10s") as client:
+    with contextlib.suppress(Exception), Client(address, timeout="10s", set_as_default=False) as client:
         client.run(forget_prefect_api)
 
 
@@ -299,6 +301,6 @@ def check_reachable(settings: ClusterSettings, timeout: float = 5) -> None:
     from distributed import Client
 
     try:
-        Client(address, timeout=f"{timeout}s").close()
+        Client(address, timeout=f"{timeout}s", set_as_default=False).close()
     except Exception as error:  # noqa: BLE001 - OSError, TimeoutError, a bad address: all one message
         raise PreflightError(f"no Dask scheduler answers at {address} within {timeout:.0f} s ({type(error).__name__}); check --scheduler or DASK_SCHEDULER_ADDRESS") from None

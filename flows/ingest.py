@@ -20,11 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import dask
 from prefect import flow, get_run_logger, task
 
 from flows.cluster import api_for_workers, quiet_logs, task_runner
-from laion_lake.scoring.runner import LOCAL_DASK
+from laion_lake.scoring.runner import local_dask_reads
 
 RETRIES, RETRY_DELAY_SECONDS = 2, 5
 
@@ -44,7 +43,7 @@ def ingest_one_subject(
     from laion_lake.ingest import ingest_subject
 
     # a retry resumes: sessions already in the incomplete store are skipped
-    with dask.config.set(LOCAL_DASK):
+    with local_dask_reads():
         report = ingest_subject(
             src, lake_url, subject, storage_options, scope=scope, overwrite=overwrite, verify=False, register=False,
             source_storage_options=source_storage_options,
@@ -56,7 +55,7 @@ def ingest_one_subject(
 def finalize(lake_url: str, storage_options: dict | None, subjects: list[str], splits_dir: str | None) -> dict[str, Any]:
     from laion_lake.ingest import finalize_ingest
 
-    with dask.config.set(LOCAL_DASK):
+    with local_dask_reads():
         return finalize_ingest(lake_url, storage_options, subjects=subjects, splits_dir=splits_dir)
 
 
@@ -65,7 +64,7 @@ def verify_one_subject(src: str, lake_url: str, subject: str, storage_options: d
     from laion_lake.ingest import verify_release
 
     # lake reads inside a task use a local thread pool: through the cluster they would deadlock it
-    with dask.config.set(LOCAL_DASK):
+    with local_dask_reads():
         return verify_release(src, lake_url, storage_options, subjects=[subject], source_storage_options=source_storage_options)
 
 

@@ -85,3 +85,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     import logging
 
     logging.raiseExceptions = False
+
+
+@pytest.fixture(autouse=True)
+def _dask_scheduler_setting_restored() -> Iterator[None]:
+    """Every test leaves Dask's process-wide scheduler setting as it found it.
+
+    A Dask client left as the default (or closed out of order from another thread) keeps
+    ``scheduler: dask.distributed`` set, and every later lazy read in this process then fails with
+    "no Client active": this names the test that leaked it.
+    """
+    import dask
+
+    before = dask.config.get("scheduler", None)
+    yield
+    after = dask.config.get("scheduler", None)
+    assert after == before, f"the test left Dask's scheduler set to {after!r} (was {before!r})"

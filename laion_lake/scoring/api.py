@@ -14,13 +14,12 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import dask
 import xarray as xr
 
 from laion_lake.benchmarks import BenchmarkSpec, load_benchmark
 from laion_lake.scoring.aggregate import aggregate_score, score_table
 from laion_lake.scoring.plan import FeatureSet, UnitWork, WorkUnit, group_by_aggregate, plan_work, specs_by_key
-from laion_lake.scoring.runner import LOCAL_DASK, default_workers, fixed_blas_threads
+from laion_lake.scoring.runner import default_workers, fixed_blas_threads, local_dask_reads
 from laion_lake.scoring.units import CellResult, run_unit
 from laion_lake.scoring.voxel_scores import voxel_scores
 
@@ -87,7 +86,7 @@ def score_many(
     # BLAS pinned per unit, as on cluster workers: bit-identical scores whatever runs at once.
     # (Units compute their lake reads with a local thread pool themselves; the config is set here,
     # once, because dask.config.set is process-wide and not safe to nest across threads.)
-    with fixed_blas_threads(), dask.config.set(LOCAL_DASK):
+    with fixed_blas_threads(), local_dask_reads():
         if workers == 1:
             outcomes = [run(work) for work in plan]
         else:

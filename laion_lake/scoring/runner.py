@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,31 +31,53 @@ BLAS_THREADS = 1
 # a task that submitted its reads to the scheduler would block its worker's thread and deadlock
 LOCAL_DASK = {"scheduler": "threads"}
 
-_blas_lock = threading.Lock()
-_blas_users = [0, None]  # units inside fixed_blas_threads(), and the limiter to undo at the last exit
+class SharedProcessSetting:
+    """A process-wide setting held while any unit of this process needs it.
 
-
-@contextlib.contextmanager
-def fixed_blas_threads(n_threads: int = BLAS_THREADS) -> Iterator[None]:
-    """BLAS pinned to ``n_threads`` for as long as any unit of this process is running.
-
-    ``threadpool_limits`` is process-wide and restores the previous setting on exit: nested in
-    several threads at once, the first unit to finish would unpin BLAS under the others (and make
-    their results depend on the timing). Here the first unit in sets the limit and the last one
-    out restores it.
+    ``threadpool_limits`` and ``dask.config.set`` are process-wide and restore the previous value
+    on exit: nested in several threads at once, the first unit to finish would undo the setting
+    under the others (BLAS unpinned: results that depend on timing; or Dask's scheduler left set
+    after the last one). Here the first unit in applies the setting and the last one out restores it.
     """
-    with _blas_lock:
-        if _blas_users[0] == 0:
-            _blas_users[1] = threadpool_limits(n_threads)
-        _blas_users[0] += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users[0] -= 1
-            if _blas_users[0] == 0:
-                _blas_users[1].restore_original_limits()
-                _blas_users[1] = None
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._restore: Callable[[], None] | None = None
+
+    @contextlib.contextmanager
+    def held(self, apply: Callable[[], Callable[[], None]]) -> Iterator[None]:
+        """Hold the setting; ``apply()`` sets it (first user only) and returns how to restore it."""
+        with self._lock:
+            if self._users == 0:
+                self._restore = apply()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._restore is not None:
+                    restore, self._restore = self._restore, None
+                    restore()
+
+
+_blas_setting, _dask_setting = SharedProcessSetting(), SharedProcessSetting()
+
+
+def fixed_blas_threads(n_threads: int = BLAS_THREADS) -> contextlib.AbstractContextManager[None]:
+    """BLAS pinned to ``n_threads`` for as long as any unit of this process is running."""
+    return _blas_setting.held(lambda: threadpool_limits(n_threads).restore_original_limits)
+
+
+def local_dask_reads() -> contextlib.AbstractContextManager[None]:
+    """Dask's local thread scheduler (:data:`LOCAL_DASK`) for lake reads while any unit of this process runs."""
+
+    def apply() -> Callable[[], None]:
+        setting = dask.config.set(LOCAL_DASK)
+        return lambda: setting.__exit__(None, None, None)
+
+    return _dask_setting.held(apply)
 
 
 def default_workers() -> int:
@@ -100,7 +122,7 @@ def run_unit_by_key(lake_url: str, storage_options: dict[str, Any] | None, unit_
     unit = WorkUnit.from_key(unit_key)
     specs = specs_by_key(benchmark_keys)
     work = next(w for w in plan_work([unit.feature_set], specs.values()) if w.unit == unit)
-    with fixed_blas_threads(), dask.config.set(LOCAL_DASK):
+    with fixed_blas_threads(), local_dask_reads():
         return compute_unit_record(_open(lake_url, storage_options), work, specs, force=force)
 
 
@@ -109,7 +131,7 @@ def aggregate_by_key(lake_url: str, storage_options: dict[str, Any] | None, mode
     spec = load_benchmark(benchmark_key)
     aggregate = Aggregate(model, layer, spec.key)
     pairs = group_by_aggregate(plan_work([FeatureSet(model, layer)], [spec]))[aggregate]
-    with dask.config.set(LOCAL_DASK):
+    with local_dask_reads():
         score = write_aggregate_record(_open(lake_url, storage_options), aggregate, spec, pairs)
     return {
         "model": model,
