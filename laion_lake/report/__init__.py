@@ -53,6 +53,7 @@ def write_report(
     lake_url: str | None = None,
     extra_meta: Mapping[str, str] | None = None,
     lake: Any = None,
+    committed: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Path:
     """Write ``index.html``, its PNG figures and ``scores.csv`` to ``out_dir``; return the page's path.
 
@@ -70,7 +71,10 @@ def write_report(
         More lines for the page's header table (e.g. a git commit, the scores' source).
     lake : Lake, optional
         With scores that carry per-voxel r, draws the best feature set's brain map per region
-        (needs the ``maps`` extra); the subjects' grids are read from it.
+        (needs the ``maps`` extra); the subjects' grids are read from it. Its stored layer
+        commitments (``laion-lake commit-layers``) are marked on the score-vs-layer profiles.
+    committed : dict of model -> {region: layer}, optional
+        Committed layers to mark instead of the lake's.
 
     Returns
     -------
@@ -84,7 +88,9 @@ def write_report(
     from laion_lake.report.collect import feature_set_order
     from laion_lake.report.page import render_page
     from laion_lake.report.plots import ceilings_chart, family_bar_chart, model_colours, raw_vs_ceiled_chart
-    from laion_lake.report.profiles import best_layer_rows, best_model_maps, layer_profile_chart, models_with_layers, voxel_vs_ceiling_chart
+    from laion_lake.report.profiles import (
+        best_layer_rows, best_model_maps, committed_layers, layer_profile_chart, models_with_layers, voxel_vs_ceiling_chart,
+    )
 
     rows = collect_scores(scores)
     out = Path(out_dir)
@@ -98,8 +104,12 @@ def write_report(
         figures["families"][family] = family_bar_chart(bar_rows, family, out / _file_name(family), colours).name
     figures["ceilings"] = ceilings_chart(rows, out / "ceilings.png").name
     figures["raw_vs_ceiled"] = raw_vs_ceiled_chart(rows, out / "raw_vs_ceiled.png", colours).name
-    figures["layer_profiles"] = {model: layer_profile_chart(rows, model, out / f"layers_{_slug(model)}.png").name
-                                 for model in models_with_layers(rows)}
+    profiled = models_with_layers(rows)
+    if committed is None:
+        committed = {model: committed_layers(lake, model) for model in profiled} if lake is not None else {}
+    figures["committed_layers"] = {model: dict(committed.get(model, {})) for model in profiled if committed.get(model)}
+    figures["layer_profiles"] = {model: layer_profile_chart(rows, model, out / f"layers_{_slug(model)}.png", committed.get(model)).name
+                                 for model in profiled}
     voxels = voxel_vs_ceiling_chart(rows, out / "voxel_r_vs_ceiling.png", colours)
     if voxels is not None:
         figures["voxel_r_vs_ceiling"] = voxels.name

@@ -368,17 +368,25 @@ def _cka_ceiling_table(rows: Sequence[ReportScore]) -> str:
             f'<div class="scroll"><table class="numbers"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>')
 
 
-def _layer_section(rows: Sequence[ReportScore], files: Mapping[str, str]) -> str:
+def _committed_caption(layers: Mapping[str, str]) -> str:
+    if not layers:
+        return ""
+    return "; committed layers: " + ", ".join(f"{escape(region)}: <b>{escape(layer)}</b>" for region, layer in layers.items())
+
+
+def _layer_section(rows: Sequence[ReportScore], files: Mapping[str, str], committed: Mapping[str, Mapping[str, str]]) -> str:
     from laion_lake.report.profiles import best_layers
 
     parts = ["<h2>Score per layer</h2><p>For models scored with several layers: how the ceiled score changes with depth, "
-             "one panel per region, one line per benchmark; the star marks the best layer.</p>"]
+             "one panel per region, one line per benchmark; the star marks the best layer on the test set, the dashed "
+             "line the layer committed by <code>laion-lake commit-layers</code> (chosen on a split inside each "
+             "benchmark's training set, never on test data: the leaderboard row uses it).</p>"]
     for model, file in files.items():
         best = best_layers(rows, model)
         listed = "; ".join(f"{escape(k.split('.', 1)[-1])}: <b>{escape(layer)}</b> ({format_value(v)})" for k, (layer, v) in
                            sorted(best.items(), key=lambda kv: benchmark_order(rows).index(kv[0])))
         parts.append(f'<figure><img src="{escape(file)}" alt="score per layer of {escape(model)}"><figcaption><b>{escape(model)}</b>, '
-                     f"best layer per benchmark: {listed}</figcaption></figure>")
+                     f"best layer per benchmark: {listed}{_committed_caption(committed.get(model, {}))}</figcaption></figure>")
     return "".join(parts)
 
 
@@ -404,7 +412,7 @@ def render_page(
         _cka_ceiling_table(rows),
     ]
     if figures.get("layer_profiles"):
-        parts.append(_layer_section(rows, figures["layer_profiles"]))
+        parts.append(_layer_section(rows, figures["layer_profiles"], figures.get("committed_layers", {})))
     parts.append("<h2>Per-voxel r and the noise ceiling</h2>")
     if "voxel_r_vs_ceiling" in figures:
         parts.append(

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,8 +35,20 @@ def models_with_layers(rows: Sequence[ReportScore]) -> list[str]:
     return sorted(m for m, ls in layers.items() if len(ls) > 1)
 
 
-def layer_profile_chart(rows: Sequence[ReportScore], model: str, path: Path) -> Path:
-    """Ceiled score against layer, one panel per region, one line per benchmark; the best layer of each line starred."""
+def committed_layers(lake: Any, model: str) -> dict[str, str]:
+    """Region -> committed layer of ``model`` stored in ``lake`` by ``laion-lake commit-layers`` ({} when none)."""
+    from laion_lake.models.commit import NoCommitmentError, read_layer_commitment
+
+    try:
+        return dict(read_layer_commitment(lake, model).layers)
+    except NoCommitmentError:
+        return {}
+
+
+def layer_profile_chart(rows: Sequence[ReportScore], model: str, path: Path, committed: Mapping[str, str] | None = None) -> Path:
+    """Ceiled score against layer, one panel per region, one line per benchmark; the best layer of each line
+    starred; ``committed`` (region -> layer, from ``commit-layers``) drawn as a dashed line per region."""
+    committed = dict(committed or {})
     mine = [r for r in rows if r.model == model]
     layers = layer_order([r.layer for r in mine])
     regions = sorted({r.region for r in mine}, key=_region_rank)
@@ -58,6 +71,8 @@ def layer_profile_chart(rows: Sequence[ReportScore], model: str, path: Path) -> 
             ax.plot(xs, ys, marker="o", markersize=3.5, color=colour, linewidth=1.4, label=name)
             best = int(np.argmax(ys))
             ax.scatter([xs[best]], [ys[best]], marker="*", s=140, color=colour, edgecolors="black", linewidths=0.6, zorder=5)
+        if committed.get(region) in layers:
+            ax.axvline(layers.index(committed[region]), color="black", linestyle="--", linewidth=1.0, label="committed layer")
         ax.set_xticks(range(len(layers)), layers, rotation=60, ha="right", fontsize=8)
         ax.set_title(region, fontsize=10)
         _style(ax)
@@ -69,7 +84,8 @@ def layer_profile_chart(rows: Sequence[ReportScore], model: str, path: Path) -> 
                 handles.append(handle)
                 names.append(name)
     figure.legend(handles, names, loc="outside lower center", ncols=min(4, max(1, len(names))), fontsize=8.5, frameon=False)
-    figure.suptitle(f"{model}: score per layer (star = best layer of each benchmark)", fontsize=11)
+    dashed = "; dashed = committed layer" if committed else ""
+    figure.suptitle(f"{model}: score per layer (star = best layer of each benchmark{dashed})", fontsize=11)
     return _save(figure, path)
 
 
@@ -152,4 +168,4 @@ def best_model_maps(rows: Sequence[ReportScore], lake: object, out: Path) -> lis
     return figures
 
 
-__all__ = ["best_layer_rows", "best_model_maps", "best_layers", "layer_order", "layer_profile_chart", "models_with_layers", "voxel_vs_ceiling_chart"]
+__all__ = ["best_layer_rows", "best_model_maps", "best_layers", "committed_layers", "layer_order", "layer_profile_chart", "models_with_layers", "voxel_vs_ceiling_chart"]

@@ -42,6 +42,11 @@ def test_commitment_follows_the_ground_truth_and_is_stored(tiny_lake, mixed_mode
     assert stored.layers == commitment.layers and stored.scores == commitment.scores and stored.seed == 0
     assert [chosen for _, _, chosen in stored.profile("IT")] == [False, True, False]  # early, late, random
     assert stored.benchmarks["V1"] == [V1_TAU] and stored.benchmarks["IT"] == [IT_TAU]
+    # the report marks these layers on the model's profile
+    from laion_lake.report.profiles import committed_layers
+
+    assert committed_layers(open_lake(tiny_lake.url), mixed_model) == commitment.layers
+    assert committed_layers(open_lake(tiny_lake.url), "nobody") == {}
 
 
 def test_leaderboard_row_uses_each_regions_committed_layer(tiny_lake, mixed_model, commitment):

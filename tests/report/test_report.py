@@ -123,6 +123,9 @@ def test_layer_profile_marks_the_best_layer(scores, tmp_path):
     assert (tmp_path / "layers_late_model.png").exists()
     assert 'src="layers_late_model.png"' in html
     assert "IT-tau-ridgecv: <b>layer2</b>" in html
+    assert "committed layers:" not in html  # nothing committed: nothing claimed
+    committed = write_report(records, tmp_path / "committed", committed={"late_model": {"V1": "layer1", "IT": "layer10"}}).read_text()
+    assert "committed layers: V1: <b>layer1</b>, IT: <b>layer10</b>" in committed
     from laion_lake.report.profiles import best_layer_rows
 
     # the bar charts show one bar per model: its best layer
