@@ -382,6 +382,14 @@ class Lake:
             attrs={"subject": subject, "region": region, "nc_threshold": nc_threshold, "nc_coord": nc_coord},
         )
 
+    def voxel_scores(self, model: str, layer: str, benchmark: Any) -> xr.DataArray:
+        """Per-voxel r of a scored regression benchmark: (subject, neuroid), NaN-padded, with each
+        voxel's coordinates (neuroid_id, x, y, z, roi, region, nc_*), read from the arrays stored
+        next to the unit records (see :func:`laion_lake.scoring.records.stored_voxel_scores`)."""
+        from laion_lake.scoring.records import stored_voxel_scores  # records sit above the lake layer
+
+        return stored_voxel_scores(self, model, layer, benchmark)
+
     def features(self, model: str, layer: str, stimulus_ids: Iterable[str] | None = None) -> xr.DataArray:
         """A model layer's activations (stimulus_id, feature), lazy; in ``stimulus_ids`` order when given."""
         self.feature_entry(model, layer)

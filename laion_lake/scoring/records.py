@@ -28,10 +28,14 @@ from laion_lake.scoring.aggregate import aggregate_score
 from laion_lake.scoring.plan import Aggregate, Cell, UnitWork, WorkUnit, escape_key_component
 from laion_lake.scoring.units import CellResult, run_unit
 from storage_schemas import check_record, latest_version
-from storage_schemas.names import KEY_JOINER, KEY_SEPARATOR
+from storage_schemas.names import KEY_JOINER, KEY_SEPARATOR, join_key
 
 UNITS, AGGREGATES = "results/units", "results/aggregates"
 RECORD_ATTR = "record"
+# per-voxel arrays of a unit's cells: results/units/<unit>/voxels/<cell>, written in the record's commit
+VOXELS = "voxels"
+# test_restriction of a cell that tests on the whole test set (no OOD category is named so)
+_WHOLE_TEST_SET = "whole-test-set"
 
 
 def _group_name(key: str) -> str:
@@ -126,6 +130,40 @@ def _cell_key(cell: Mapping[str, Any]) -> tuple[Any, ...]:
     return (cell["benchmark_key"], cell["region"], cell["metric"], cell["test_restriction"], cell["fold"])
 
 
+def cell_voxels_path(unit: WorkUnit, cell: Mapping[str, Any]) -> str:
+    """Group of one cell's per-voxel arrays (``voxel_r``, ``neuroid_id``) under its unit record."""
+    parts = (cell["benchmark_key"], cell["region"], cell["metric"], cell["test_restriction"] or _WHOLE_TEST_SET, str(cell["fold"]))
+    return f"{unit_record_path(unit)}/{VOXELS}/{join_key(*parts, separator=KEY_JOINER)}"
+
+
+def _write_cell_voxels(session: Any, unit: WorkUnit, result: CellResult) -> None:
+    """Store a regression cell's per-voxel r next to its record (chunked arrays, not JSON); replaces an older one."""
+    from laion_lake.lake.storage import remove_node
+    from laion_lake.lake.zarr_io import write_dataset_group
+
+    import zarr
+
+    relative = cell_voxels_path(unit, result.to_dict())
+    zarr.open_group(session.store, path=relative.rpartition("/")[0], mode="a")  # the unit's voxels/ group
+    remove_node(session, relative)
+    voxels = xr.Dataset(
+        {"voxel_r": ("neuroid", np.asarray(result.voxel_r, dtype=np.float64))},
+        coords={"neuroid_id": ("neuroid", np.asarray(result.neuroid).astype(str))},
+    )
+    write_dataset_group(session.store, voxels, relative, {"voxel_r": (4096,), "neuroid_id": (4096,)})
+
+
+def read_cell_voxels(lake: Any, unit: WorkUnit, cell: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(neuroid ids, per-voxel r) stored for one cell of a unit record, or None when it has none."""
+    from laion_lake.lake.zarr_io import open_dataset_group, plain_strings
+
+    relative = cell_voxels_path(unit, cell)
+    if not lake.storage.exists(relative):
+        return None
+    ds = plain_strings(open_dataset_group(lake.storage.store(), relative).load())
+    return ds["neuroid_id"].values.astype(str), ds["voxel_r"].values
+
+
 def _cells_covered(record: Mapping[str, Any], cells: Iterable[Cell]) -> bool:
     stored = {(c["benchmark_key"], c["region"], c["metric"], c["test_restriction"], c["fold"]) for c in record["results"]}
     return all((c.benchmark_key, c.region, c.metric, c.test_restriction, c.fold) in stored for c in cells)
@@ -146,7 +184,8 @@ def compute_unit_record(lake: Any, work: UnitWork, specs: Mapping[str, Benchmark
     existing = read_unit_record(lake, work.unit)
     if not force and existing is not None and existing.get("inputs") == inputs and _cells_covered(existing, work.cells):
         return "skipped"
-    results = [_json_ready(r.to_dict()) for r in run_unit(lake, work, specs)]
+    cell_results = run_unit(lake, work, specs)
+    results = [_json_ready(r.to_dict()) for r in cell_results]
     relative = unit_record_path(work.unit)
 
     def change(session: Any) -> None:
@@ -166,13 +205,17 @@ def compute_unit_record(lake: Any, work: UnitWork, specs: Mapping[str, Benchmark
             "results": kept + results,
             "created": _now(),
         })
+        for result in cell_results:
+            if result.voxel_r is not None and result.neuroid is not None:
+                _write_cell_voxels(session, work.unit, result)
 
     lake.storage.write(f"unit record {work.unit.key}", change)
     return "computed"
 
 
-def cell_results_for(lake: Any, pairs: Sequence[tuple[WorkUnit, Cell]]) -> list[CellResult]:
-    """The stored cell results that feed one aggregate, in (fold, subject) order."""
+def cell_results_for(lake: Any, pairs: Sequence[tuple[WorkUnit, Cell]], voxels: bool = False) -> list[CellResult]:
+    """The stored cell results that feed one aggregate, in (fold, subject) order (with their
+    per-voxel r when ``voxels``)."""
     results, records = [], {}
     for unit, cell in pairs:
         if unit not in records:
@@ -188,8 +231,42 @@ def cell_results_for(lake: Any, pairs: Sequence[tuple[WorkUnit, Cell]]) -> list[
         if not match:
             raise FileNotFoundError(f"unit record {unit.key} lacks cell {cell}; run the unit again")
         fields = {k: (_nan_if_none(v) if k in ("raw", "ceiling", "ceiled") else v) for k, v in match[-1].items()}
+        stored = read_cell_voxels(lake, unit, match[-1]) if voxels else None
+        if stored is not None:
+            fields["neuroid"], fields["voxel_r"] = stored
         results.append(CellResult(**fields))
     return results
+
+
+def stored_voxel_scores(lake: Any, model: str, layer: str, benchmark: str | BenchmarkSpec) -> xr.DataArray:
+    """The stored per-voxel r of a feature set's regression cells on one benchmark, (subject, neuroid).
+
+    Read from the unit records' arrays (written with each record), lazily per cell, with each
+    voxel's coordinates (x, y, z, roi, region, nc_*); see :mod:`laion_lake.scoring.voxel_scores`.
+
+    Raises
+    ------
+    FileNotFoundError
+        A unit of the benchmark has no record yet (run ``laion-lake score`` first), or its record
+        was written before per-voxel arrays were stored (score it again with ``--force``).
+    """
+    from laion_lake.benchmarks import load_benchmark
+    from laion_lake.scoring.plan import FeatureSet, group_by_aggregate, plan_work
+    from laion_lake.scoring.voxel_scores import voxel_scores
+
+    spec = benchmark if isinstance(benchmark, BenchmarkSpec) else load_benchmark(benchmark)
+    pairs = group_by_aggregate(plan_work([FeatureSet(model, layer)], [spec]))[Aggregate(model, layer, spec.key)]
+    results = cell_results_for(lake, pairs, voxels=True)
+    missing = [r.unit_key for r in results if r.voxel_r is None]
+    if missing:
+        raise FileNotFoundError(
+            f"no per-voxel results stored for {model}/{layer} on {spec.identifier} (unit {missing[0]}); "
+            "score it again with --force to store them"
+        )
+    scores = voxel_scores(lake, results)
+    if scores is None:
+        raise FileNotFoundError(f"{spec.identifier} has no per-voxel results (not a regression benchmark)")
+    return scores
 
 
 def score_to_record(score: xr.DataArray) -> dict[str, Any]:
@@ -292,7 +369,10 @@ def unit_records(lake: Any, model: str | None = None, layer: str | None = None) 
 
 
 __all__ = [
+    "cell_voxels_path",
     "compute_unit_record",
+    "read_cell_voxels",
+    "stored_voxel_scores",
     "escape_key_component",
     "load_scores",
     "read_unit_record",

@@ -111,3 +111,28 @@ def test_one_eigendecomposition_per_feature_set_subject_and_train_set(tiny_lake,
     scores = score_many(tiny_lake, [("early_model", "conv2")], [load_benchmark(i, subjects=["sub-01"]) for i in ids])
     assert len(scores) == len(ids) == 17
     assert len(calls) == 1
+
+
+def test_per_voxel_r_is_stored_with_the_unit_records_and_read_back(tiny_lake):
+    """#12 item 3: the records path stores each cell's per-voxel r as arrays next to the unit record;
+    lake.voxel_scores gives back exactly what the in-process score carries, with the voxels' coordinates."""
+    from laion_lake.lake import open_lake
+    from laion_lake.scoring.runner import plan_keys, run_unit_by_key
+
+    benchmark = "LAION_fMRI.V1-tau-ridgecv"
+    plan = plan_keys([("early_model", "conv2")], [benchmark])
+    for key, benchmark_keys in plan.units:
+        assert run_unit_by_key(tiny_lake.url, None, key, benchmark_keys, force=True) == "computed"
+    stored = open_lake(tiny_lake.url).voxel_scores("early_model", "conv2", benchmark)
+    expected = score(tiny_lake, "early_model", "conv2", benchmark).attrs["voxel_r"]
+    assert stored.dims == ("subject", "neuroid") and list(stored["subject"].values) == list(expected["subject"].values)
+    np.testing.assert_array_equal(stored.values, expected.values)  # NaN padding in the same places
+    np.testing.assert_array_equal(stored["neuroid_id"].values, expected["neuroid_id"].values)
+    assert set(np.unique(stored["region"].values)) - {""} == {"V1"}
+    for name in ("x", "y", "z", "nc_12rep"):
+        np.testing.assert_array_equal(stored[name].values, expected[name].values)
+    # the median of each subject's stored r is the cell's raw score in the record
+    raw = np.nanmedian(stored.values, axis=1)
+    assert np.all(np.abs(raw) > 0.1)
+    with pytest.raises(FileNotFoundError, match="no score record"):
+        open_lake(tiny_lake.url).voxel_scores("random_model", "fc", benchmark)  # never run through records
