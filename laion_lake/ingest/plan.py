@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from laion_lake.ingest.layout import HELD_OUT_SESSIONS, NOISE_CEILING_MAPS, RETINOTOPIC_ROIS, ROIS_ROOT, VENTRAL_ROI, IngestError, ReleaseLayout, require_file
-from laion_lake.ingest.nifti import iter_statmap_voxels, read_mask, read_volume, statmap_volumes
+from laion_lake.ingest.nifti import iter_statmap_voxels, load_image_bytes, read_mask, read_volume, statmap_volumes
 from laion_lake.ingest.source import ReleaseFile
 from laion_lake.ingest.transform import clean_noise_ceiling, ncsnr_from_nc_12rep, zscore_session
 from laion_lake.ingest.trials import SessionTrials, read_session_trials, trial_coordinates
@@ -55,6 +55,8 @@ class SubjectPlan:
     neuroids: xr.Dataset
     selection: VoxelSelection
     notes: list[str] = field(default_factory=list)
+    # the brain mask's grid (x, y, z index it), kept in the subject's attrs so maps land in T1w space
+    grid: dict = field(default_factory=dict)
 
     @property
     def n_trials(self) -> int:
@@ -98,6 +100,9 @@ def plan_subject(layout: ReleaseLayout, subject: str, scope: str = "rois") -> Su
     brain_path = layout.brain_mask(subject)
     brain = read_mask(brain_path, "brain mask (meanR2gt15mask)")
     shape = brain.shape
+    # read again for its header only (a small 3D file): the affine maps voxel indices to T1w mm
+    affine = np.asarray(load_image_bytes(brain_path, "brain mask (meanR2gt15mask)").affine, dtype=np.float64)
+    grid = {"brain_mask_affine": affine.tolist(), "brain_mask_shape": [int(n) for n in shape]}
     if not brain.any():
         raise IngestError(f"{brain_path}: the brain mask selects no voxel")
     roi_masks = {roi: read_mask(layout.roi_mask(subject, roi), f"ROI mask {roi}", shape) for roi in (*RETINOTOPIC_ROIS, VENTRAL_ROI)}
@@ -118,7 +123,7 @@ def plan_subject(layout: ReleaseLayout, subject: str, scope: str = "rois") -> Su
     held_out = [s for s in layout.session_folders(subject) if s in HELD_OUT_SESSIONS]
     if held_out:
         notes.append(f"held-out session(s) {', '.join(layout.session_label(s) for s in held_out)} present in the source: not read")
-    return SubjectPlan(subject, scope, layout, sessions, trials, neuroids, selection, selection.notes + notes)
+    return SubjectPlan(subject, scope, layout, sessions, trials, neuroids, selection, selection.notes + notes, grid)
 
 
 def load_session_betas(plan: SubjectPlan, session: SessionSource) -> np.ndarray:

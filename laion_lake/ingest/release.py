@@ -171,7 +171,7 @@ def ingest_subject(
             plan.trials,
             plan.neuroids,
             _blocks(plan),
-            attrs={"ingest": plan.provenance()},
+            attrs={"ingest": plan.provenance(), **plan.grid},
             overwrite=overwrite,
             on_block=(lambda block, skipped: bar.update(1)) if bar is not None else None,
         )

@@ -414,3 +414,18 @@ def test_verify_does_not_run_the_code_it_checks(release, tmp_path, monkeypatch):
         ingest_release(root, first_wins, subjects=["sub-01"])
     differences = verify_release(root, first_wins)
     assert any(d.startswith("sub-01 region V1: ") for d in differences) and any(d.startswith("sub-01 roi: ") for d in differences)
+
+
+def test_each_subject_keeps_its_brain_mask_grid_for_maps(release, ingested):
+    """The subject's attrs hold the brain mask's affine and shape, so per-voxel maps land in its T1w grid."""
+    from laion_lake.maps.grid import subject_grid
+
+    root, _ = release
+    lake, _ = ingested
+    for subject in lake.subjects:
+        image = nib.load(factory.brain_mask_path(root, subject))
+        assembly = lake.subject(subject)
+        np.testing.assert_array_equal(np.asarray(assembly.attrs["brain_mask_affine"]), image.affine)
+        assert list(assembly.attrs["brain_mask_shape"]) == list(image.shape)
+        grid = subject_grid(assembly.attrs, assembly["x"].values, assembly["y"].values, assembly["z"].values)
+        assert grid.shape == tuple(image.shape) and grid.source == "stored in the subject's attrs"
