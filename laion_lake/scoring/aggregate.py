@@ -31,7 +31,8 @@ def aggregate_score(spec: BenchmarkSpec, model: str, layer: str, results: Sequen
         ``n_bootstrap``, ``error_reason``, ``alphas``, ``convention``, ``benchmark``,
         ``benchmark_key``, ``benchmark_version``, ``model``, ``layer``, ``detail`` (one dict per
         subject and fold: raw, ceiling, ceiled, alpha, ...) and ``citation``. A CKA score given the
-        ``lake`` also carries its ceiling's pair values (see :mod:`laion_lake.scoring.cka_unit`).
+        ``lake`` also carries its ceiling's pair values (see :mod:`laion_lake.scoring.cka_unit`);
+        any score given the ``lake`` carries ``feature_set`` (:func:`feature_set_identity`).
     """
     if not results:
         raise ValueError(f"no results to aggregate for {model}/{layer} on {spec.key}")
@@ -80,7 +81,17 @@ def aggregate_score(spec: BenchmarkSpec, model: str, layer: str, results: Sequen
         from laion_lake.scoring.cka_unit import cka_score_attrs
 
         score.attrs.update(cka_score_attrs(lake, spec))
+    if lake is not None:
+        score.attrs["feature_set"] = feature_set_identity(lake, model, layer)
     return score
+
+
+def feature_set_identity(lake: Any, model: str, layer: str) -> dict[str, Any]:
+    """What names the scored activations: their content checksum and their provenance (for an
+    extracted feature set: model, weights and their sha256, library versions, preprocessing, layer
+    and ``identity_sha256``; for an added file: its source and sha256)."""
+    entry = lake.feature_entry(model, layer)
+    return {"checksum": entry.get("checksum"), "provenance": dict(entry.get("provenance") or {})}
 
 
 def score_table(scores: Sequence[xr.DataArray]) -> Any:

@@ -136,3 +136,21 @@ def test_per_voxel_r_is_stored_with_the_unit_records_and_read_back(tiny_lake):
     assert np.all(np.abs(raw) > 0.1)
     with pytest.raises(FileNotFoundError, match="no score record"):
         open_lake(tiny_lake.url).voxel_scores("random_model", "fc", benchmark)  # never run through records
+
+
+def test_a_score_names_the_feature_sets_checksum_and_provenance(tiny_lake):
+    """#13 item 4: a score (in process and from the records) names the feature set it was computed from."""
+    from laion_lake.lake import open_lake
+    from laion_lake.scoring.records import load_scores
+    from laion_lake.scoring.runner import aggregate_by_key, plan_keys, run_unit_by_key
+
+    benchmark = "LAION_fMRI.V1-tau-ridgecv"
+    entry = tiny_lake.feature_entry("early_model", "conv2")
+    in_process = score(tiny_lake, "early_model", "conv2", benchmark)
+    assert in_process.attrs["feature_set"] == {"checksum": entry["checksum"], "provenance": dict(entry.get("provenance") or {})}
+    plan = plan_keys([("early_model", "conv2")], [benchmark])
+    for key, benchmark_keys in plan.units:
+        run_unit_by_key(tiny_lake.url, None, key, benchmark_keys)
+    aggregate_by_key(tiny_lake.url, None, *plan.aggregates[0])
+    (stored,) = load_scores(open_lake(tiny_lake.url), model="early_model", layer="conv2", benchmark=benchmark)
+    assert stored.attrs["feature_set"] == in_process.attrs["feature_set"]
