@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import zarr
 import zarr.storage
+from dask.tokenize import normalize_token
 from zarr.abc.store import ByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
 
@@ -86,6 +87,13 @@ class ReadCountingStore(zarr.storage.WrapperStore):
     def _with_store(self, store: zarr.abc.store.Store) -> "ReadCountingStore":
         return type(self)(store, self.stats, self.prefix)
 
+    def __dask_tokenize__(self) -> tuple[str, int, str]:
+        # what names the dask arrays xarray builds on this store. Without it dask pickles the
+        # Icechunk store to tokenize it, and pickling a session while another thread lists the
+        # same session deadlocked two units running in one process. The store object is unique
+        # while it lives (one per opened snapshot), so its id names it.
+        return ("laion-lake-store", id(self._store), self.prefix)
+
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
         value = await self._store.get(key, prototype, byte_range)
         if value is not None:
@@ -99,6 +107,12 @@ class ReadCountingStore(zarr.storage.WrapperStore):
             if value is not None:
                 self.stats.record(f"{self.prefix}/{key}" if self.prefix else key, len(value))
         return values
+
+
+@normalize_token.register(zarr.storage.StorePath)
+def _tokenize_store_path(path: zarr.storage.StorePath) -> tuple[Any, str]:
+    """A StorePath tokenizes as its store (see :meth:`ReadCountingStore.__dask_tokenize__`) and path."""
+    return (normalize_token(path.store), path.path)
 
 
 class LakeStorage:
