@@ -1,54 +1,40 @@
 """The words benchmark identifiers are built from, as data (SPEC sections 1-3).
 
-Every valid family, region, split, metric, convention and noise-ceiling coordinate is listed here
-once; identifiers, validation and error suggestions are all derived from these tables, so adding
-a region or a split is a one-line change with no new hand-written identifiers.
+Every valid family, split, metric and convention is listed here once, on top of the dataset's own
+vocabulary (subjects, regions, OOD categories, noise-ceiling coordinates: one table in
+``storage_schemas/vocabulary.json``); identifiers, validation and error suggestions are all derived
+from these tables, so adding a region or a split is a one-line change with no new hand-written
+identifiers.
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
 
+from storage_schemas.vocabulary import (
+    DERIVED_REGIONS,
+    N_CLUSTER_FOLDS,
+    NC_COORDS,
+    N_RANDOM_SPLITS,
+    OOD_CATEGORIES,
+    SHARED_POOL,
+    STORED_REGIONS,
+    SUBJECTS,
+)
+
 # family -> which pool its splits come from: "shared" or one pool per subject
-FAMILY_POOLS = MappingProxyType({"LAION_fMRI": "shared", "LAION_fMRI_persubject": "subject"})
-SHARED_POOL = "shared"
+FAMILY_POOLS = MappingProxyType({"LAION_fMRI": SHARED_POOL, "LAION_fMRI_persubject": "subject"})
 
 # the one table of family spellings: alias -> canonical family. Brain-Score renamed the families
 # (SPEC 3); an alias resolves to the very same BenchmarkSpec (same key, so the same score records),
 # and the canonical spelling stays the one records, reports and ``list_benchmarks()`` use.
 FAMILY_ALIASES = MappingProxyType({"Zerbe2026_fmri": "LAION_fMRI", "Zerbe2026_fmri_persubject": "LAION_fMRI_persubject"})
 
-# region -> the stored regions (voxel sets in a subject assembly) it is the union of;
-# derived regions are concatenations, never stored, so the lake keeps one copy of each voxel
-REGION_COMPONENTS = MappingProxyType(
-    {
-        "V1": ("V1",),
-        "V2": ("V2",),
-        "V3": ("V3",),
-        "V4": ("V4",),
-        "IT": ("IT",),
-        "IT_full": ("V4", "IT"),
-    }
-)
+# region -> the stored regions (voxel sets in a subject assembly) it is the union of (the dataset's
+# vocabulary: storage_schemas/vocabulary.json); derived regions are concatenations, never stored
+REGION_COMPONENTS = MappingProxyType({region: (region,) for region in STORED_REGIONS} | dict(DERIVED_REGIONS))
 REGIONS = tuple(REGION_COMPONENTS)
 
-SUBJECTS = ("sub-01", "sub-03", "sub-05", "sub-06", "sub-07")
-
-# SPEC order (largest category first), so messages list them as the dataset documents them
-OOD_CATEGORIES = (
-    "shape",
-    "relations",
-    "unusual",
-    "cropped",
-    "selfmade",
-    "gaudy",
-    "illusion-classic",
-    "gabor",
-    "illusion-natural",
-)
-
-N_RANDOM_SPLITS = 5
-N_CLUSTER_FOLDS = 5
 CLUSTER_PREFIX = f"cluster_k{N_CLUSTER_FOLDS}"
 OOD_PREFIX = "ood_"
 
@@ -83,7 +69,6 @@ RIDGECV_ALPHAS = tuple(10.0**k for k in range(-10, 11))
 DEFAULT_ALPHAS = MappingProxyType({RIDGECV: RIDGECV_ALPHAS, RIDGE: (1.0,), RDM_PEARSON: (), CKA: ()})
 
 CONVENTIONS = ("brainscore", "nsd")
-NC_COORDS = ("nc_4rep", "nc_12rep", "nc_allrep")
 
 DEFAULT_CONVENTION = "brainscore"
 DEFAULT_NC_THRESHOLD = 30.0

@@ -21,14 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from laion_lake.ingest.errors import IngestError
+from storage_schemas.vocabulary import NOISE_CEILING_MAPS, RETINOTOPIC_ROIS, VENTRAL_ROI
 from laion_lake.ingest.source import ReleaseFile, ReleaseFiles
 
 __all__ = ["IngestError", "ReleaseLayout", "parse_session_label", "require_file"]
 
-RETINOTOPIC_ROIS = ("V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4")
-VENTRAL_ROI = "laionventral"
-# noise-ceiling coordinate -> the desc- of its map
-NOISE_CEILING_MAPS = {"nc_12rep": "Noiseceiling12rep", "nc_4rep": "Noiseceiling4rep", "nc_allrep": "NoiseceilingAllrep"}
 # held out of the public release (the real bucket lists none or denies them): never read
 HELD_OUT_SESSIONS = (31, 32, 33, 34)
 BETAS_ROOT = "derivatives/glmsingle-tedana"

@@ -25,15 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from laion_lake.ingest.layout import NOISE_CEILING_MAPS, RETINOTOPIC_ROIS, VENTRAL_ROI, ReleaseLayout
+from laion_lake.ingest.layout import ReleaseLayout
 from laion_lake.ingest.nifti import VOLUMES_PER_READ, load_image_bytes, open_image_stream
 from laion_lake.lake import Lake
+from storage_schemas.vocabulary import NOISE_CEILING_MAPS, REGION_OF_ROI, RETINOTOPIC_ROIS, STORED_REGIONS, VENTRAL_ROI
 
 SHOWN = 3
 DEFAULT_SAMPLE = 1024
 # float32 storage of a float64 z-score: a few ulps at |z| ~ 10
 RTOL, ATOL = 1e-6, 1e-6
-_REGION_OF = {"V1v": "V1", "V1d": "V1", "V2v": "V2", "V2d": "V2", "V3v": "V3", "V3d": "V3", "hV4": "V4"}
 
 
 def _mask(path: Any, what: str) -> np.ndarray:
@@ -53,7 +53,7 @@ def _regions_of_brain(layout: ReleaseLayout, subject: str) -> tuple[np.ndarray, 
         retinotopic |= here
     ventral = _mask(layout.roi_mask(subject, VENTRAL_ROI), "ROI mask laionventral").ravel(order="C")[in_brain]
     roi[ventral & ~retinotopic] = VENTRAL_ROI
-    region = np.array([_REGION_OF.get(r, "IT" if r == VENTRAL_ROI else "") for r in roi], dtype=object)
+    region = np.array([REGION_OF_ROI.get(r, "") for r in roi], dtype=object)
     return brain, region, roi
 
 
@@ -130,7 +130,7 @@ def verify_subject(lake: Lake, layout: ReleaseLayout, subject: str, sample: int 
     brain, region_of_brain, roi_of_brain = _regions_of_brain(layout, subject)
     stored_index = np.asarray(ds["voxel_index_in_brain_mask"].values).astype(np.int64)
     stored_region = np.asarray(ds["region"].values).astype(str)
-    for region in ("V1", "V2", "V3", "V4", "IT"):
+    for region in STORED_REGIONS:
         expected = np.flatnonzero(region_of_brain == region)
         here = np.sort(stored_index[stored_region == region])
         if not np.array_equal(here, expected):

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from laion_lake.ingest.layout import RETINOTOPIC_ROIS, VENTRAL_ROI
+from storage_schemas.vocabulary import OTHER_REGION, REGION_OF_ROI, RETINOTOPIC_ROIS, STORED_REGIONS, VENTRAL_ROI
 
-REGION_OF_ROI = {"V1v": "V1", "V1d": "V1", "V2v": "V2", "V2d": "V2", "V3v": "V3", "V3d": "V3", "hV4": "V4", VENTRAL_ROI: "IT"}
-REGION_ORDER = ("V1", "V2", "V3", "V4", "IT", "other")
+REGION_ORDER = (*STORED_REGIONS, OTHER_REGION)
 SCOPES = ("rois", "brain")
 
 

@@ -14,12 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-OOD_CATEGORIES = (
-    "shape", "relations", "unusual", "cropped", "selfmade", "gaudy", "illusion-classic", "gabor", "illusion-natural",
-)
+from storage_schemas.vocabulary import OOD_CATEGORIES, PARTICIPANT_CODES
+
 SOURCES = ("LAION", "THINGS+", "THINGS", "NSD", "OOD")
-# participant code in unique image names -> subject (as published)
-PARTICIPANT_CODES = {"p01": "sub-01", "p02": "sub-06", "p03": "sub-05", "p04": "sub-03", "p05": "sub-07"}
 
 _SHARED = re.compile(r"^shared_(?P<repeats>\d+)rep_(?P<source>LAION|THINGS\+|THINGS|NSD|OOD)_(?P<rest>.+)$")
 _UNIQUE = re.compile(r"^unique_(?P<source>LAION|THINGS\+|THINGS)_(?P<rest>.+)_(?P<participant>p\d{2})\.[A-Za-z]+$")

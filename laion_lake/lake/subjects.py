@@ -41,11 +41,11 @@ from laion_lake.lake.zarr_io import (
     write_store,
 )
 from storage_schemas import check_dataset, latest_version, load_schema
+from storage_schemas.vocabulary import DERIVED_REGIONS
 
 SCHEMA = "subject_assembly"
 TRIAL_COORDS = ("stimulus_id", "session", "run", "beta_index", "repetition")
 # regions made of stored regions: derived, never stored
-DERIVED_REGIONS = {"IT_full": ("V4", "IT")}
 
 
 SUBJECTS_GROUP = "subjects"

@@ -11,7 +11,9 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-POOLS = ("shared", "sub-01", "sub-03", "sub-05", "sub-06", "sub-07")
+from storage_schemas.vocabulary import SHARED_POOL, SUBJECTS
+
+POOLS = (SHARED_POOL, *SUBJECTS)
 N_FILES = 72
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from laion_lake.report.collect import ReportScore, benchmark_order, feature_set_order
+from storage_schemas.vocabulary import REGIONS
 
 DPI = 110
 # one colour per feature set, in leaderboard order (tab10, then tab20 for more)
@@ -43,7 +44,7 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-REGION_ORDER = ("V1", "V2", "V3", "V4", "IT", "IT_full")
+REGION_ORDER = REGIONS
 # figure width in inches (about the page's width at DPI) and the slot width of one region group
 FIGURE_WIDTH = 12.0
 

@@ -17,17 +17,11 @@ from functools import lru_cache
 
 import numpy as np
 
-SUBJECTS = ("sub-01", "sub-03", "sub-05", "sub-06", "sub-07")
-# subject -> participant code in unique image names (as published: sub-06 is p02, sub-03 is p04)
-PARTICIPANT_CODE = {"sub-01": "p01", "sub-06": "p02", "sub-05": "p03", "sub-03": "p04", "sub-07": "p05"}
-REGIONS = ("V1", "V2", "V3", "V4", "IT")
-ROI_LABELS = {"V1": ("V1v", "V1d"), "V2": ("V2v", "V2d"), "V3": ("V3v", "V3d"), "V4": ("hV4",), "IT": ("laionventral",)}
-# the nine OOD categories with their real image counts (371 in all)
-OOD_COUNTS = {
-    "shape": 82, "relations": 72, "unusual": 64, "cropped": 60, "selfmade": 30,
-    "gaudy": 24, "illusion-classic": 21, "gabor": 10, "illusion-natural": 8,
-}  # fmt: skip
-OOD_CATEGORIES = tuple(OOD_COUNTS)
+from storage_schemas.vocabulary import OOD_CATEGORIES, OOD_COUNTS, SUBJECTS
+from storage_schemas.vocabulary import ROIS_OF_REGION as ROI_LABELS
+from storage_schemas.vocabulary import STORED_REGIONS as REGIONS
+from storage_schemas.vocabulary import SUBJECT_PARTICIPANT_CODE as PARTICIPANT_CODE
+
 UNIQUE_LAION_KINDS = {"initial": 3166, "fillup": 725, "new": 355}  # the real split of the 4,246 unique LAION images
 SHARED_12REP = 12
 SHARED_4REP = 4

@@ -54,6 +54,7 @@ import xarray as xr
 
 from laion_lake.synthetic.design import Scale, get_scale, stream
 from laion_lake.synthetic.generative import D_HIGH, D_LOW, LOW_LEVEL_WEIGHT, GenerativeModel, Latents
+from storage_schemas.vocabulary import REGIONS
 
 MODEL_LAYERS = {"ground_truth": "latent", "early_model": "conv2", "late_model": "fc6", "random_model": "fc"}
 # which transform features each model's expansion sees: (f_low indices, f_high indices)
@@ -82,7 +83,7 @@ def _linear_fraction(model: str, region: str) -> float:
     return a * p_low + (1.0 - a) * p_high
 
 
-BENCHMARK_REGIONS = ("V1", "V2", "V3", "V4", "IT", "IT_full")
+BENCHMARK_REGIONS = REGIONS
 EXPECTED_LINEAR_FRACTION: dict[tuple[str, str], float] = {
     (model, region): _linear_fraction(model, region) for model in MODEL_LAYERS for region in BENCHMARK_REGIONS
 }
