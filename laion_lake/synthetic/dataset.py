@@ -13,21 +13,19 @@ from laion_lake.synthetic import features as _features
 from laion_lake.synthetic import generative as _generative
 from laion_lake.synthetic.design import (
     OOD_CATEGORIES,
-    REGIONS,
     SUBJECTS,
     Scale,
     StimulusSet,
     TrialTable,
-    VoxelLayout,
     get_scale,
     shared_stimuli,
     stream,
     subject_trials,
     unique_stimuli,
-    voxel_layout,
 )
 from laion_lake.synthetic.generative import GenerativeModel, Latents
 from laion_lake.synthetic.splits import pool_split_documents
+from laion_lake.synthetic.voxels import REGIONS, VoxelLayout, voxel_layout
 
 GENERATOR = "laion_lake.synthetic"
 

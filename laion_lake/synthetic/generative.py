@@ -52,7 +52,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-from laion_lake.synthetic.design import OOD_CATEGORIES, REGIONS, StimulusSet, TrialTable, VoxelLayout, stream
+from laion_lake.synthetic.design import OOD_CATEGORIES, StimulusSet, TrialTable, stream
+from laion_lake.synthetic.voxels import REGIONS, VoxelLayout
 
 D_LOW = 16
 D_HIGH = 16

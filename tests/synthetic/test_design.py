@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from laion_lake.synthetic import SCALES, SUBJECTS, SyntheticDataset
-from laion_lake.synthetic import design
+from laion_lake.synthetic import design, voxels
 from laion_lake.synthetic.splits import SPLIT_NAMES, n_test_for
 from storage_schemas import check_dataset
 
@@ -91,10 +91,10 @@ def _check_trial_bookkeeping(trials: design.TrialTable) -> None:
 
 
 def test_full_scale_voxels() -> None:
-    mask = design.brain_mask_coordinates()
+    mask = voxels.brain_mask_coordinates()
     assert 95_000 < len(mask) < 105_000
     for subject in SUBJECTS:
-        layout = design.voxel_layout("full", 0, subject)
+        layout = voxels.voxel_layout("full", 0, subject)
         counts = layout.counts()
         for region, nominal in SCALES["full"].voxels.items():
             assert abs(counts[region] - nominal) < 0.2 * nominal
@@ -102,12 +102,12 @@ def test_full_scale_voxels() -> None:
         assert len(np.unique(layout.voxel_index)) == len(layout)
         assert (mask[layout.voxel_index] == np.stack([layout.x, layout.y, layout.z], axis=1)).all()
         assert layout.x.dtype == np.int16 and layout.voxel_index.dtype == np.int64
-        starts = [np.flatnonzero(layout.region == r)[0] for r in design.REGIONS]
+        starts = [np.flatnonzero(layout.region == r)[0] for r in voxels.REGIONS]
         assert starts == sorted(starts)  # V1, V2, V3, V4, IT
-        for region in design.REGIONS:
+        for region in voxels.REGIONS:
             rows = layout.region == region
             assert (np.diff(layout.voxel_index[rows]) > 0).all()
-            assert set(layout.roi[rows]) == set(design.ROI_LABELS[region])
+            assert set(layout.roi[rows]) == set(voxels.ROI_LABELS[region])
         # occipital pole first: V1 lies behind IT
         assert layout.y[layout.region == "V1"].mean() < layout.y[layout.region == "IT"].mean()
 
@@ -127,7 +127,7 @@ def test_smaller_scales_keep_every_structure(scale: str) -> None:
         assert len(np.unique(trials.session)) == SCALES[scale].n_sessions > 1
         assert len(np.unique(trials.run)) > 1
         assert set(design.unique_stimuli(scale, 0, subject).source.tolist()) == {"LAION", "THINGS+", "THINGS"}
-        assert all(n >= 20 for n in design.voxel_layout(scale, 0, subject).counts().values())
+        assert all(n >= 20 for n in voxels.voxel_layout(scale, 0, subject).counts().values())
         _check_trial_bookkeeping(trials)
     if scale == "tiny":
         assert 100 <= SCALES[scale].n_shared_non_ood <= 140 and SCALES[scale].n_ood >= 27

@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from laion_lake.synthetic import EXPECTED_RANKING, MODEL_LAYERS, SyntheticDataset
-from laion_lake.synthetic.design import REGIONS
+from laion_lake.synthetic.voxels import REGIONS
 from laion_lake.synthetic.generative import CEILING_TARGET, NC_FILTER, nc_from_ncsnr
 from storage_schemas import check_dataset
 
