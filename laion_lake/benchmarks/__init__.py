@@ -10,9 +10,7 @@ True
 """
 
 from laion_lake.benchmarks.registry import HEADLINE_TABLE, alias_table, aliases_text, is_headline, list_benchmarks, load_benchmark
-from laion_lake.benchmarks.spec import (
-    OVERRIDABLE,
-    BenchmarkSpec,
+from laion_lake.benchmarks.identifiers import (
     UnknownBenchmarkError,
     canonical_family,
     canonical_identifier,
@@ -22,6 +20,7 @@ from laion_lake.benchmarks.spec import (
     parse_identifier,
     valid_identifiers,
 )
+from laion_lake.benchmarks.spec import OVERRIDABLE, BenchmarkSpec
 from laion_lake.benchmarks.vocabulary import (
     CKA,
     CONVENTIONS,

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from laion_lake.benchmarks.spec import (
-    KEY_SETTINGS,
-    OVERRIDABLE,
-    BenchmarkSpec,
+from laion_lake.benchmarks.identifiers import (
     UnknownBenchmarkError,
     format_identifier,
     parse_identifier,
-    parse_key_settings,
     unknown,
     with_close_identifiers,
 )
+from laion_lake.benchmarks.spec import KEY_SETTINGS, OVERRIDABLE, BenchmarkSpec, parse_key_settings
 from laion_lake.benchmarks.vocabulary import CKA, FAMILY_ALIASES, RDM_PEARSON, RIDGECV
 
 HEADLINE_REGIONS = ("V1", "V2", "V4", "IT")
