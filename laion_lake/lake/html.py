@@ -61,7 +61,7 @@ def _where(summary: dict[str, Any]) -> str:
 
 
 def lake_text(summary: dict[str, Any]) -> str:
-    """A few lines of plain text (what ``print(lake.summary())``-like output would be)."""
+    """The same summary as a few lines of plain text (for a terminal or a log)."""
     lines = [f"Lake {summary['url']} ({_where(summary)})"]
     for subject, info in summary["subjects"].items():
         regions = ", ".join(f"{r} {n}" for r, n in info["regions"].items())
@@ -77,12 +77,12 @@ _PAGE = Template(
 <div><b>Lake</b> <code>$url</code> &middot; $where</div>
 <div style="color: #555">snapshot <code>$snapshot</code> &middot; $n_stimuli stimuli &middot; pools: $pools &middot;
 $n_scores scores, $n_units unit records</div>
-<details open><summary><b>$n_subjects subjects</b> (voxels per region)</summary>
+<details open><summary><b>$n_subjects subjects</b> (trials, voxels, voxels per region; derived: $derived)</summary>
 <table style="border-collapse: collapse"><thead><tr>$subject_head</tr></thead><tbody>
 $subject_rows
 </tbody></table></details>
 <details open><summary><b>$n_features feature sets</b></summary>
-<table style="border-collapse: collapse"><thead><tr><th style="$cell">model/layer</th><th style="$cell">stimuli</th><th style="$cell">features</th></tr></thead><tbody>
+<table style="border-collapse: collapse"><thead><tr><th style="$name">model/layer</th><th style="$cell">stimuli</th><th style="$cell">features</th></tr></thead><tbody>
 $feature_rows
 </tbody></table></details>
 </div>"""
@@ -90,8 +90,12 @@ $feature_rows
 _CELL = "padding: 2px 8px; border-bottom: 1px solid #ddd; text-align: right"
 
 
+_NAME = _CELL.replace("right", "left")
+
+
 def _row(cells: list[Any]) -> str:
-    return "<tr>" + "".join(f'<td style="{_CELL}">{escape(str(c))}</td>' for c in cells) + "</tr>"
+    """A table row: the first cell (a name) left-aligned, the numbers right-aligned."""
+    return "<tr>" + "".join(f'<td style="{_NAME if i == 0 else _CELL}">{escape(str(c))}</td>' for i, c in enumerate(cells)) + "</tr>"
 
 
 def lake_html(summary: dict[str, Any]) -> str:
@@ -114,10 +118,12 @@ def lake_html(summary: dict[str, Any]) -> str:
         n_scores=summary["records"]["aggregates"],
         n_units=summary["records"]["units"],
         n_subjects=len(summary["subjects"]),
-        subject_head="".join(f'<th style="{_CELL}">{escape(h)}</th>' for h in head),
+        derived=escape(", ".join(f"{name} = {' + '.join(parts)}" for name, parts in DERIVED_REGIONS.items())),
+        subject_head="".join(f'<th style="{_NAME if i == 0 else _CELL}">{escape(h)}</th>' for i, h in enumerate(head)),
         subject_rows="\n".join(subject_rows),
         n_features=len(summary["feature_sets"]),
         cell=_CELL,
+        name=_NAME,
         feature_rows="\n".join(feature_rows),
     )
 
