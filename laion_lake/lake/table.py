@@ -117,8 +117,10 @@ def score_table(
         ``per_subject`` (one row per subject and fold; ``value`` is that cell's ceiled score).
         Sorted by model, layer, benchmark (then subject, fold); NaN where a record holds null.
     """
+    from laion_lake.benchmarks.spec import canonical_identifier
     from laion_lake.scoring.records import load_scores
 
+    benchmark = None if benchmark is None else canonical_identifier(benchmark)  # Zerbe2026_fmri.* finds LAION_fMRI.*
     if not lake.storage.read_only:
         # as load_scores: records are written by other processes; read the branch's newest head
         lake = type(lake)(lake.url, lake.storage_options, branch=lake.storage.pinned["branch"])

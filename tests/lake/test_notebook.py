@@ -129,6 +129,7 @@ def test_scores_table_holds_what_score_returns(scored):
             assert getattr(row, name) == pytest.approx(expected.attrs[name], abs=1e-12)
         assert row.n_subjects == 5 and row.n_folds == 1
     assert len(scored.scores(benchmark=BENCHMARKS[1])) == 1 and scored.scores(model="late_model").empty
+    assert list(scored.scores(benchmark="Zerbe2026_fmri.V1-tau-ridgecv")["benchmark"]) == [BENCHMARKS[0]]  # an alias finds it
 
 
 def test_per_subject_long_form(scored):
