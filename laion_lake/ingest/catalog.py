@@ -13,6 +13,7 @@ from laion_lake.lake.naming import stimulus_table
 from laion_lake.lake.subjects import SubjectStore, subject_path
 from laion_lake.lake.zarr_io import is_complete
 from laion_lake.published_splits import published_split_documents
+from storage_schemas.variables import with_variable_attrs
 
 
 def observed_repeats(lake: Lake, subject: str) -> dict[str, int]:
@@ -79,7 +80,7 @@ def finalize_ingest(
         return {"subjects": [], "n_stimuli": 0, "pools": [], "notes": []}
     repeats = {subject: observed_repeats(lake, subject) for subject in lake.subjects}
     ids = sorted(set().union(*repeats.values()))
-    lake.write_stimuli(stimulus_table(ids, lake.subjects, n_repeats=repeats), overwrite=True)
+    lake.write_stimuli(with_variable_attrs(stimulus_table(ids, lake.subjects, n_repeats=repeats)), overwrite=True)
     wanted = {"shared", *lake.subjects}
     published = read_published_splits(splits_dir) if splits_dir is not None else published_split_documents()
     documents, notes = restrict_to_lake([d for d in published if d["lake_pool"] in wanted], ids)

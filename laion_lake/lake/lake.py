@@ -18,6 +18,7 @@ import zarr
 
 from laion_lake.compute.averaging import average_rows_by_group, group_index_for_trials
 from laion_lake.errors import LakeNotFoundError, MissingStimuliError, UnknownNameError
+from laion_lake.lake.annotate import annotated
 from laion_lake.lake.features import FEATURES_GROUP, feature_key, features_path, name_from_component, open_features, write_features
 from laion_lake.lake.storage import LakeStorage, writable_group
 from laion_lake.lake.subjects import SUBJECTS_GROUP, SubjectStore, subject_manifest_entry, write_subject
@@ -32,6 +33,7 @@ from laion_lake.lake.tables import (
 )
 from laion_lake.lake.zarr_io import COMPLETE_ATTR, ENTRY_ATTR
 from storage_schemas import check_record, latest_version
+from storage_schemas.variables import with_variable_attrs
 
 SCHEMAS = ("subject_assembly", "stimuli", "splits", "features", "score_record", "lake_manifest")
 # groups created once, with the lake: two sessions that both create a new parent group cannot be rebased
@@ -112,7 +114,10 @@ class Lake:
         self.manifest  # noqa: B018  (fail now when there is no lake)
 
     def __repr__(self) -> str:
-        return f"Lake({self.url!r} @ {self.snapshot_id[:8]}: {len(self.subjects)} subjects, {len(self.feature_sets)} feature sets)"
+        pinned = self.storage.pinned
+        at = f"tag {pinned['tag']}" if pinned["tag"] else (pinned["branch"] or ("main" if not pinned["snapshot"] else "snapshot"))
+        n_stimuli = int(self.manifest.get("stimuli", {}).get("stimulus_id", 0))
+        return f"Lake({self.url!r} @ {at} {self.snapshot_id[:8]}: {len(self.subjects)} subjects, {n_stimuli} stimuli, {len(self.feature_sets)} feature sets)"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # a Lake travels to Dask workers as its URL, options and pin; they reopen it
@@ -257,7 +262,7 @@ class Lake:
         """The stimulus table: source, shared, ood_category, owner, design_repeats, n_repeats (stimulus_id, subject)."""
         if "stimuli" not in self.manifest:
             raise LakeNotFoundError(f"{self.url} has no stimulus table yet")
-        return read_table(self.storage, STIMULI_PATH, "stimuli")
+        return with_variable_attrs(read_table(self.storage, STIMULI_PATH, "stimuli"))
 
     @cached_property
     def _splits(self) -> xr.Dataset:
@@ -310,7 +315,7 @@ class Lake:
 
     def subject(self, subject: str) -> xr.Dataset:
         """One subject's trial-level assembly: betas (trial, neuroid), lazy, with every coordinate."""
-        return self._subject_store(subject).assembly()
+        return annotated(self._subject_store(subject).assembly())  # attrs, and indexes on stimulus_id and neuroid_id
 
     def regions(self, subject: str) -> list[str]:
         """Regions available for ``subject`` (stored ones, then derived ones like IT_full)."""
@@ -374,13 +379,13 @@ class Lake:
         )
         counts = np.bincount(group[trials], minlength=len(wanted)).astype(np.int16)
         neuroid_coords = {name: ds[name].variable for name in ds.coords if ds[name].dims == ("neuroid",)}
-        return xr.DataArray(
+        return annotated(xr.DataArray(
             averaged,
             dims=("stimulus_id", "neuroid"),
             coords={"stimulus_id": wanted, "n_repeats": ("stimulus_id", counts), **neuroid_coords},
             name="responses",
             attrs={"subject": subject, "region": region, "nc_threshold": nc_threshold, "nc_coord": nc_coord},
-        )
+        ))
 
     def voxel_scores(self, model: str, layer: str, benchmark: Any) -> xr.DataArray:
         """Per-voxel r of a scored regression benchmark: (subject, neuroid), NaN-padded, with each
@@ -394,13 +399,42 @@ class Lake:
         """A model layer's activations (stimulus_id, feature), lazy; in ``stimulus_ids`` order when given."""
         self.feature_entry(model, layer)
         wanted = None if stimulus_ids is None else np.asarray(list(stimulus_ids)).astype(str)
-        return open_features(self.storage, model, layer, wanted, needed_by="the request")
+        return with_variable_attrs(open_features(self.storage, model, layer, wanted, needed_by="the request"))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Lake) and (self.url, self.storage_options, self.storage.pinned) == (other.url, other.storage_options, other.storage.pinned)
 
     def __hash__(self) -> int:
         return hash(self.url)
+
+    # -- for notebook users (logic in laion_lake.lake.table and laion_lake.lake.html) -------------
+    def scores(
+        self, model: str | None = None, layer: str | None = None, benchmark: str | None = None, per_subject: bool = False, stale: bool = False
+    ) -> Any:
+        """The recorded scores as a tidy pandas DataFrame, one row per (model, layer, benchmark).
+
+        Columns: model, layer, benchmark (key), family, region, split, metric, convention, value
+        (ceiled), error, raw, ceiling, n_subjects, n_folds, stale, created. ``per_subject=True``
+        gives the long form, one row per subject and fold (value = that cell's ceiled score, raw,
+        ceiling, alpha, n_train, n_test, n_voxels). Records whose inputs were replaced since are
+        left out unless ``stale=True`` (then ``stale`` is True on them). Filters as
+        :func:`laion_lake.scoring.records.load_scores`.
+        """
+        from laion_lake.lake.table import score_table
+
+        return score_table(self, model, layer, benchmark, per_subject=per_subject, stale=stale)
+
+    def summary(self) -> dict[str, Any]:
+        """What the snapshot holds (subjects with voxels per region, stimuli, feature sets, record
+        counts, snapshot, branch, tag), from metadata only; see :func:`laion_lake.lake.html.lake_summary`."""
+        from laion_lake.lake.html import lake_summary
+
+        return lake_summary(self)
+
+    def _repr_html_(self) -> str:
+        from laion_lake.lake.html import lake_html
+
+        return lake_html(self.summary())
 
 
 def open_lake(

@@ -41,6 +41,7 @@ from laion_lake.lake.zarr_io import (
     write_store,
 )
 from storage_schemas import check_dataset, latest_version, load_schema
+from storage_schemas.variables import with_variable_attrs
 from storage_schemas.vocabulary import DERIVED_REGIONS
 
 SCHEMA = "subject_assembly"
@@ -79,7 +80,8 @@ def write_subject(storage: LakeStorage, subject: str, ds: xr.Dataset, overwrite:
     check_dataset(ds, SCHEMA, where=where)
     if ds.attrs.get("subject") != subject:
         raise ValueError(f"{where}: dataset attribute subject={ds.attrs.get('subject')!r} does not match {subject!r}")
-    ds = ds.load()
+    # units, long_name, description of each variable are stored with it (never in the checksum)
+    ds = with_variable_attrs(ds.load())
     check_finite_rows(ds["betas"].values, f"subject {subject} betas ({where})", ds["stimulus_id"].values, ds["neuroid_id"].values)
     region_of_voxel = np.asarray(ds["region"].values).astype(str)
     # stored order = order of first appearance (the dataset is grouped by region: checked above)
@@ -209,15 +211,15 @@ def _write_skeleton(store: Any, relative: str, coords: xr.Dataset, neuroids: xr.
 
     n_trials = int(coords.sizes["trial"])
     trial_chunk, neuroid_chunk = _chunk_shape("trial"), _chunk_shape("neuroid")
-    write_dataset_group(store, xr.Dataset(coords[list(TRIAL_COORDS)].variables), f"{relative}/trials", {n: (trial_chunk * 16,) for n in TRIAL_COORDS})
+    write_dataset_group(store, with_variable_attrs(xr.Dataset(coords[list(TRIAL_COORDS)].variables)), f"{relative}/trials", {n: (trial_chunk * 16,) for n in TRIAL_COORDS})
     for region, cols in columns.items():
         shape = (min(trial_chunk, n_trials), min(neuroid_chunk, len(cols)))
         empty = dask_array.empty((n_trials, len(cols)), chunks=shape, dtype=np.float32)
-        part = xr.Dataset(
+        part = with_variable_attrs(xr.Dataset(
             {"betas": (("trial", "neuroid"), empty)},
             coords=neuroids.isel(neuroid=cols).variables,
             attrs=region_attrs,  # as write_subject: each region group carries subject and regions
-        )
+        ))
         write_dataset_group(store, part, f"{relative}/regions/{region}", {"betas": shape}, compute=False)
 
 

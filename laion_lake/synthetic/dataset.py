@@ -26,6 +26,7 @@ from laion_lake.synthetic.design import (
 from laion_lake.synthetic.generative import GenerativeModel, Latents
 from laion_lake.synthetic.splits import pool_split_documents
 from laion_lake.synthetic.voxels import REGIONS, VoxelLayout, voxel_layout
+from storage_schemas.variables import with_variable_attrs
 
 GENERATOR = "laion_lake.synthetic"
 
@@ -179,7 +180,7 @@ class SyntheticDataset:
             trials = self.trials(subject)
             position = np.searchsorted(ids, trials.stimuli.stimulus_id)
             n_repeats[position, j] = trials.n_repeats
-        return xr.Dataset(
+        return with_variable_attrs(xr.Dataset(
             {
                 "source": ("stimulus_id", table.source),
                 "shared": ("stimulus_id", table.shared),
@@ -190,7 +191,7 @@ class SyntheticDataset:
             },
             coords={"stimulus_id": ids, "subject": np.array(self.subjects)},
             attrs=dict(self.provenance),
-        )
+        ))
 
     # -- splits ----------------------------------------------------------------------------------
     def split_documents(self) -> list[dict[str, Any]]:
@@ -227,7 +228,8 @@ class SyntheticDataset:
         k_all = float(np.mean(1.0 / shown))
         nc = {name: _generative.nc_from_ncsnr(ncsnr, k).astype(np.float32) for name, k in (("nc_4rep", 1 / 4), ("nc_12rep", 1 / 12), ("nc_allrep", k_all))}
         regions = [r for r in REGIONS if (layout.region == r).any()]
-        return xr.Dataset(
+        # each variable carries its units, long_name and description (storage_schemas/variables.json)
+        return with_variable_attrs(xr.Dataset(
             {"betas": (("trial", "neuroid"), betas)},
             coords={
                 "stimulus_id": ("trial", trials.stimulus_id),
@@ -246,13 +248,13 @@ class SyntheticDataset:
                 "z": ("neuroid", layout.z),
             },
             attrs={"subject": subject, "regions": regions, **self.provenance},
-        )
+        ))
 
     # -- features --------------------------------------------------------------------------------
     def feature_set(self, model: str) -> xr.DataArray:
         """One model's activations over every stimulus of the stimulus table (stimulus_id, feature)."""
         ids, codes = self.latents()
-        return _features.feature_array(model, _features.model_features(model, self.model, codes, self.scale, self.seed), ids)
+        return with_variable_attrs(_features.feature_array(model, _features.model_features(model, self.model, codes, self.scale, self.seed), ids))
 
     def features(self) -> dict[tuple[str, str], xr.DataArray]:
         """Every synthetic feature set, keyed by (model, layer)."""
