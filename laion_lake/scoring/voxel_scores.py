@@ -166,20 +166,25 @@ def stored_voxel_scores(lake: Any, model: str, layer: str, benchmark: Any, quant
     Raises
     ------
     FileNotFoundError
-        A unit of the benchmark has no record yet (run ``laion-lake score`` first), or its record
-        was written before these per-voxel arrays were stored (score it again with ``--force``).
+        A unit of the benchmark has no record yet (run ``laion-lake score`` first), its record is
+        stale (an input changed since), or it was written before these per-voxel arrays were
+        stored (score it again with ``--force``).
     ValueError
         Not a regression benchmark (RDM and CKA cells have no per-voxel values), or an unknown quantity.
     """
     from laion_lake.benchmarks import BenchmarkSpec, load_benchmark
     from laion_lake.scoring.plan import Aggregate, FeatureSet, group_by_aggregate, plan_work
-    from laion_lake.scoring.records import cell_results_for  # records import this module's callers
+    from laion_lake.scoring.records import cell_results_for, read_unit_record, unit_inputs  # records sit above
 
     field_name = _check_quantity(quantity)
     spec = benchmark if isinstance(benchmark, BenchmarkSpec) else load_benchmark(benchmark)
     if spec.metric not in REGRESSION_METRICS:
         raise ValueError(f"{spec.identifier} has no per-voxel results: only regression benchmarks ({', '.join(REGRESSION_METRICS)}) do, not {spec.metric}")
     pairs = group_by_aggregate(plan_work([FeatureSet(model, layer)], [spec]))[Aggregate(model, layer, spec.key)]
+    for unit in dict.fromkeys(unit for unit, _ in pairs):
+        record = read_unit_record(lake, unit)
+        if record is not None and record.get("inputs") != unit_inputs(lake, unit):
+            raise FileNotFoundError(f"the score record of unit {unit.key} is stale (its inputs changed since); score it again")
     results = cell_results_for(lake, pairs, voxels=True)
     missing = [r.unit_key for r in results if getattr(r, field_name) is None]
     if missing:
