@@ -192,6 +192,29 @@ def brainscore_ceiled_score(raw: float, ceiling: float) -> float:
     return float(raw) ** 2 / float(ceiling)
 
 
+def nsd_normalized_r2(r_per_voxel: np.ndarray, nc_test_percent: np.ndarray) -> np.ndarray:
+    """Per-voxel noise-normalised variance explained: ``r_v**2 / (NC_v / 100)`` (the ``nsd`` convention).
+
+    Parameters
+    ----------
+    r_per_voxel : array of shape (n_voxels,)
+        Pearson r of prediction and repeat-averaged response on the test set.
+    nc_test_percent : array of shape (n_voxels,)
+        Each voxel's NC (percent) for the test design as averaged.
+
+    Returns
+    -------
+    r2_nsd : array of shape (n_voxels,), float64
+        ``inf`` where NC is 0 and r is not, NaN where both are 0 or r is NaN.
+    """
+    r = np.asarray(r_per_voxel, dtype=np.float64)
+    nc = np.asarray(nc_test_percent, dtype=np.float64)
+    if r.shape != nc.shape:
+        raise ValueError(f"r {r.shape} and NC {nc.shape} must have one value per voxel each")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return r**2 / (nc / 100.0)
+
+
 def nsd_ceiled_score(r_per_voxel: np.ndarray, nc_test_percent: np.ndarray) -> float:
     """``median_v(r_v**2 / (NC_v / 100))``: noise-normalised variance explained (Algonauts 2023).
 
@@ -203,12 +226,7 @@ def nsd_ceiled_score(r_per_voxel: np.ndarray, nc_test_percent: np.ndarray) -> fl
         Each voxel's NC for the test design, e.g. :func:`nsd_noise_ceiling_for_test_design`.
         A voxel with NC 0 gives ``inf`` (or NaN if r is 0 too).
     """
-    r = np.asarray(r_per_voxel, dtype=np.float64)
-    nc = np.asarray(nc_test_percent, dtype=np.float64)
-    if r.shape != nc.shape:
-        raise ValueError(f"r {r.shape} and NC {nc.shape} must have one value per voxel each")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.median(r**2 / (nc / 100.0)))
+    return float(np.median(nsd_normalized_r2(r_per_voxel, nc_test_percent)))
 
 
 def nsd_noise_ceiling_for_test_design(

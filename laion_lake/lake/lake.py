@@ -387,13 +387,18 @@ class Lake:
             attrs={"subject": subject, "region": region, "nc_threshold": nc_threshold, "nc_coord": nc_coord},
         ))
 
-    def voxel_scores(self, model: str, layer: str, benchmark: Any) -> xr.DataArray:
-        """Per-voxel r of a scored regression benchmark: (subject, neuroid), NaN-padded, with each
-        voxel's coordinates (neuroid_id, x, y, z, roi, region, nc_*), read from the arrays stored
-        next to the unit records (see :func:`laion_lake.scoring.records.stored_voxel_scores`)."""
-        from laion_lake.scoring.records import stored_voxel_scores  # records sit above the lake layer
+    def voxel_scores(self, model: str, layer: str, benchmark: Any, quantity: str = "r") -> xr.DataArray:
+        """Per-voxel results of a scored regression benchmark, lazy (dask-backed): (subject, neuroid),
+        NaN-padded, with each voxel's coordinates (neuroid_id, x, y, z, roi, region, nc_*, nc_nsd),
+        read from the arrays stored next to the unit records.
 
-        return stored_voxel_scores(self, model, layer, benchmark)
+        ``quantity``: ``"r"`` (Pearson r) or ``"r2_nsd"`` (``r**2 / (NC/100)``, the ``nsd`` convention,
+        NC for the test design, its coordinate ``nc_nsd``). See
+        :func:`laion_lake.scoring.voxel_scores.stored_voxel_scores`.
+        """
+        from laion_lake.scoring.voxel_scores import stored_voxel_scores  # scoring sits above the lake layer
+
+        return stored_voxel_scores(self, model, layer, benchmark, quantity)
 
     def features(self, model: str, layer: str, stimulus_ids: Iterable[str] | None = None) -> xr.DataArray:
         """A model layer's activations (stimulus_id, feature), lazy; in ``stimulus_ids`` order when given."""

@@ -31,8 +31,9 @@ def add_commands(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "maps",
         help="brain maps of per-voxel r: one NIfTI per subject in its own grid, plus PNG views (needs the maps extra)",
-        description="Scores the feature set on a regression benchmark in this process and writes each subject's per-voxel "
-                    "Pearson r as a NIfTI volume (NaN where no voxel was scored). " + aliases_text() + ".",
+        description="Writes each subject's per-voxel Pearson r of a feature set on a regression benchmark as a NIfTI volume "
+                    "(NaN where no voxel was scored), read from the arrays stored with the score records (`laion-lake score`); "
+                    "without a current record it scores in this process and says so. " + aliases_text() + ".",
     )
     add_lake_argument(parser)
     parser.add_argument("--model", required=True)

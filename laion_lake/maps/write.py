@@ -1,13 +1,15 @@
 """Write per-voxel r maps: one NIfTI per subject (its own grid) and a PNG view of each, drawn with nilearn.
 
-Per-voxel r comes from :func:`laion_lake.scoring.score` (recomputed in this process; its
-``attrs["voxel_r"]``). Voxels that were not scored (below the benchmark's noise-ceiling filter, or
+Per-voxel r is read from the arrays stored next to the score records (``lake.voxel_scores``);
+only when no current record holds them is it recomputed in this process with
+:func:`laion_lake.scoring.score` (its ``attrs["voxel_r"]``), and that is said in one line. Voxels that were not scored (below the benchmark's noise-ceiling filter, or
 outside its region) are NaN in the volume.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,14 +38,24 @@ class SubjectMap:
     maximum: float
 
 
-def voxel_r(lake: Any, model: str, layer: str, benchmark: BenchmarkSpec | str) -> xr.DataArray:
-    """Per-voxel r (subject, neuroid) of a regression benchmark, recomputed here with :func:`score`."""
+def voxel_r(lake: Any, model: str, layer: str, benchmark: BenchmarkSpec | str, say: Callable[[str], None] | None = None) -> xr.DataArray:
+    """Per-voxel r (subject, neuroid) of a regression benchmark: the arrays stored with the score
+    records (``lake.voxel_scores``); recomputed here with :func:`score` only when there is no
+    current record holding them, which ``say`` (default: stderr) is told in one line."""
     from laion_lake.scoring.api import score
 
     spec = benchmark if isinstance(benchmark, BenchmarkSpec) else load_benchmark(benchmark)
     if spec.kind != "regression":
         raise ValueError(f"{spec.key}: brain maps need per-voxel r, which only regression benchmarks (ridgecv, ridge) have, not {spec.metric}")
+    try:
+        return lake.voxel_scores(model, layer, spec)
+    except FileNotFoundError as missing:
+        (say or _to_stderr)(f"{model}/{layer} on {spec.key}: no stored per-voxel r ({missing}); recomputing in this process")
     return score(lake, model, layer, spec).attrs["voxel_r"]
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def subject_table(voxels: xr.DataArray, subject: str) -> pd.DataFrame:

@@ -70,8 +70,10 @@ def write_report(
     extra_meta : dict of str -> str, optional
         More lines for the page's header table (e.g. a git commit, the scores' source).
     lake : Lake, optional
-        With scores that carry per-voxel r, draws the best feature set's brain map per region
-        (needs the ``maps`` extra); the subjects' grids are read from it. Its stored layer
+        Per-voxel r of recorded scores is read from the arrays stored with the records (recomputed,
+        said in one line, only where no current record holds it), for the r-vs-ceiling scatter and
+        the best feature set's brain map per region (needs the ``maps`` extra); the subjects' grids
+        are read from it. Its stored layer
         commitments (``laion-lake commit-layers``) are marked on the score-vs-layer profiles.
     committed : dict of model -> {region: layer}, optional
         Committed layers to mark instead of the lake's.
@@ -89,7 +91,7 @@ def write_report(
     from laion_lake.report.page import render_page
     from laion_lake.report.plots import ceilings_chart, family_bar_chart, model_colours, raw_vs_ceiled_chart
     from laion_lake.report.profiles import (
-        best_layer_rows, best_model_maps, committed_layers, layer_profile_chart, models_with_layers, voxel_vs_ceiling_chart,
+        attach_stored_voxels, best_layer_rows, best_model_maps, committed_layers, layer_profile_chart, models_with_layers, voxel_vs_ceiling_chart,
     )
 
     rows = collect_scores(scores)
@@ -110,6 +112,8 @@ def write_report(
     figures["committed_layers"] = {model: dict(committed.get(model, {})) for model in profiled if committed.get(model)}
     figures["layer_profiles"] = {model: layer_profile_chart(rows, model, out / f"layers_{_slug(model)}.png", committed.get(model)).name
                                  for model in profiled}
+    if lake is not None:  # per-voxel r of recorded scores: the arrays stored with the records
+        rows = attach_stored_voxels(rows, lake)
     voxels = voxel_vs_ceiling_chart(rows, out / "voxel_r_vs_ceiling.png", colours)
     if voxels is not None:
         figures["voxel_r_vs_ceiling"] = voxels.name

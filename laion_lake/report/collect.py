@@ -61,7 +61,7 @@ class ReportScore:
     subjects: tuple[SubjectScore, ...] = ()
     # CKA: the inter-subject ceiling's SEM, pair values and per-subject means (SPEC 3.4)
     ceiling_detail: dict[str, Any] = field(default_factory=dict)
-    # per-voxel r (subject, neuroid) when the score was computed in this process; None from records
+    # per-voxel r (subject, neuroid): in-process scores carry it; for records the report reads the stored arrays
     voxel_r: Any = field(default=None, compare=False, repr=False)
 
     @property

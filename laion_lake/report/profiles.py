@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from laion_lake.benchmarks.vocabulary import REGRESSION_METRICS
 from laion_lake.report.collect import ReportScore, benchmark_order, feature_set_order
 from laion_lake.report.plots import _figure, _region_rank, _save, _style
 
@@ -117,6 +119,29 @@ def voxel_panels(rows: Sequence[ReportScore]) -> list[tuple[str, list[ReportScor
     return sorted(panels, key=lambda p: _region_rank(p[1][0].region))
 
 
+def attach_stored_voxels(rows: Sequence[ReportScore], lake: Any, say: Callable[[str], None] | None = None) -> list[ReportScore]:
+    """Rows with per-voxel r for the scatter and maps: read from the arrays stored with the score records.
+
+    Only the benchmarks the figures use get it (per region, the first regression benchmark in
+    leaderboard order). A row already carrying per-voxel r (scored in this process) keeps it; a
+    row whose units have no current record is recomputed in this process, said in one line to
+    ``say`` (default: stderr).
+    """
+    from laion_lake.maps.write import voxel_r
+
+    wanted, regions = set(), set()
+    for key in benchmark_order(rows):
+        first = next(r for r in rows if r.benchmark_key == key)
+        if first.metric in REGRESSION_METRICS and first.region not in regions:
+            wanted.add(key)
+            regions.add(first.region)
+    return [
+        replace(row, voxel_r=voxel_r(lake, row.model, row.layer, row.benchmark_key, say=say))
+        if row.voxel_r is None and row.benchmark_key in wanted else row
+        for row in rows
+    ]
+
+
 def voxel_vs_ceiling_chart(rows: Sequence[ReportScore], path: Path, colours: dict[str, str]) -> Path | None:
     """Per-voxel r (y) against the voxel's noise ceiling as r, sqrt(NC_12rep / 100) (x): the best and the worst feature set."""
     panels = voxel_panels(rows)
@@ -168,4 +193,4 @@ def best_model_maps(rows: Sequence[ReportScore], lake: object, out: Path) -> lis
     return figures
 
 
-__all__ = ["best_layer_rows", "best_model_maps", "best_layers", "committed_layers", "layer_order", "layer_profile_chart", "models_with_layers", "voxel_vs_ceiling_chart"]
+__all__ = ["attach_stored_voxels", "best_layer_rows", "best_model_maps", "best_layers", "committed_layers", "layer_order", "layer_profile_chart", "models_with_layers", "voxel_vs_ceiling_chart"]

@@ -21,7 +21,7 @@ from laion_lake.scoring.aggregate import aggregate_score, score_table
 from laion_lake.scoring.plan import FeatureSet, UnitWork, WorkUnit, group_by_aggregate, plan_work, specs_by_key
 from laion_lake.scoring.runner import default_workers, fixed_blas_threads, local_dask_reads
 from laion_lake.scoring.units import CellResult, run_unit
-from laion_lake.scoring.voxel_scores import voxel_scores
+from laion_lake.scoring.voxel_scores import QUANTITIES, voxel_scores
 
 
 def _as_lake(lake: Any, storage_options: dict | None = None) -> Any:
@@ -56,7 +56,8 @@ def score_many(
         Units run at once (threads of this process); default one per available core. The scores
         do not depend on it.
     voxels : bool
-        Attach each regression score's per-voxel r as ``attrs["voxel_r"]`` (a DataArray (subject,
+        Attach each regression score's per-voxel r as ``attrs["voxel_r"]`` and its NC-normalised r^2
+        (``nsd`` convention) as ``attrs["voxel_r2_nsd"]`` (DataArrays (subject,
         neuroid) with the voxel coordinates; see :mod:`laion_lake.scoring.voxel_scores`). In memory
         only: a stored record never holds it.
 
@@ -108,9 +109,10 @@ def score_many(
         spec = by_key[aggregate.benchmark_key]
         scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)] = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results, lake=lake)
         # per-voxel r (subject, neuroid) with the voxels' coordinates, in memory only (never in a JSON record)
-        per_voxel = voxel_scores(lake, cell_results, voxel_coords) if voxels else None
-        if per_voxel is not None:
-            scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)].attrs["voxel_r"] = per_voxel
+        for quantity, (_, attr, _) in QUANTITIES.items():
+            per_voxel = voxel_scores(lake, cell_results, voxel_coords, quantity=quantity) if voxels else None
+            if per_voxel is not None:
+                scores[(aggregate.model, aggregate.layer, aggregate.benchmark_key)].attrs[attr] = per_voxel
     return scores
 
 
@@ -119,7 +121,8 @@ def score(
 ) -> xr.DataArray:
     """Score one model layer on one benchmark; see :func:`aggregate_score` for what a Score holds.
 
-    A regression score carries its per-voxel r as ``attrs["voxel_r"]`` unless ``voxels=False``.
+    A regression score carries its per-voxel r as ``attrs["voxel_r"]`` and NC-normalised r^2 as
+    ``attrs["voxel_r2_nsd"]`` unless ``voxels=False``.
     """
     spec = _as_spec(benchmark)
     return score_many(lake, [(model, layer)], [spec], workers=workers, voxels=voxels)[(model, layer, spec.key)]

@@ -10,9 +10,10 @@ observed scores are the benchmark's scores. Each bootstrap draw resamples the su
 replacement and, within each drawn subject (and fold), the test stimuli with replacement; A and B
 are scored on exactly the same draw, so what the two models share (which subjects, which images
 are easy) cancels in the difference; the draws are centred on the observed difference before the
-interval and p are read off them (:func:`interval_and_p`). Regression and CKA benchmarks are supported (a CKA draw
-resamples the shared images, rows and columns of the Gram matrices alike); the ceiling of a draw
-is the benchmark's ceiling, held fixed.
+interval and p are read off them (:func:`interval_and_p`). Regression, RDM and CKA benchmarks are
+supported: an RDM or CKA draw resamples the shared images, rows and columns of the RDMs (Gram
+matrices) alike, and drops the pairs of an image with itself; the ceiling of a draw is the
+benchmark's ceiling, held fixed.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ import numpy as np
 
 from laion_lake.benchmarks import BenchmarkSpec, load_benchmark
 from laion_lake.compute.cka import UnbiasedGram, cka
-from laion_lake.compute.correlation import pearson_r_per_column
+from laion_lake.compute.ceiling import rdm_ceiled_score, rdm_ceiling
+from laion_lake.compute.correlation import pearson_r_per_column, spearman_r
 from laion_lake.compute.kernel import compute_centered_linear_kernels
 from laion_lake.compute.ridge import eigendecompose_centered_kernel
-from laion_lake.scoring.units import FEATURE_CHUNK_SIZE, regression_ceiled, rdm_stimuli
+from laion_lake.scoring.units import FEATURE_CHUNK_SIZE, _safe_rdm, rdm_stimuli, regression_ceiled
 
 DEFAULT_N_BOOTSTRAP = 1000
 DEFAULT_SEED = 0
@@ -126,6 +128,31 @@ class _CkaPart:
         return tuple(cka(resampled(K), L) / self.ceiling for K in self.grams)  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class _RdmPart:
+    """One subject of an RDM benchmark: both models' RDMs and the subject's (n x n), and its ceiling."""
+
+    subject: str
+    fold: int
+    rdms: tuple[np.ndarray, np.ndarray]
+    brain: np.ndarray
+    ceiling: float
+
+    @property
+    def n(self) -> int:
+        return int(self.brain.shape[0])
+
+    def scores(self, spec: BenchmarkSpec, rows: np.ndarray) -> tuple[float, float]:
+        # the drawn stimuli's upper triangle; a stimulus drawn twice would pair with itself (a
+        # dissimilarity of 0 by construction, not a comparison of two images): those pairs are dropped
+        first, second = np.triu_indices(len(rows), 1)
+        i, j = rows[first], rows[second]
+        keep = i != j
+        i, j = i[keep], j[keep]
+        brain = self.brain[i, j]
+        return tuple(rdm_ceiled_score(spearman_r(rdm[i, j], brain), self.ceiling) for rdm in self.rdms)  # type: ignore[return-value]
+
+
 def _parse_feature_set(lake: Any, text: str | Sequence[str]) -> tuple[str, str]:
     """``"model/layer"`` (or a pair) -> (model, layer), checked against the lake's feature sets."""
     known = [tuple(fs) for fs in lake.feature_sets]
@@ -195,6 +222,18 @@ def _cka_parts(lake: Any, spec: BenchmarkSpec, a: tuple[str, str], b: tuple[str,
     return [row]
 
 
+def _rdm_parts(lake: Any, spec: BenchmarkSpec, a: tuple[str, str], b: tuple[str, str]) -> list[list[_RdmPart]]:
+    """Per subject, the RDMs an rdm unit builds (:func:`~laion_lake.scoring.units.run_rdm_unit`), on the shared non-OOD images."""
+    ids = rdm_stimuli(lake)
+    rdms = tuple(_safe_rdm(np.asarray(lake.features(*fs, ids).values), f"{'/'.join(fs)} features on the rdm stimuli") for fs in (a, b))
+    row = []
+    for subject in spec.subjects:
+        responses = lake.responses(subject, spec.region, ids, nc_threshold=spec.nc_threshold, nc_coord=spec.nc_coord)
+        brain = _safe_rdm(np.asarray(responses.values), f"{subject} {spec.region} responses on the rdm stimuli")
+        row.append(_RdmPart(subject, 0, rdms, brain, rdm_ceiling(responses[spec.nc_coord].values)))
+    return [row]
+
+
 def paired_bootstrap(spec: BenchmarkSpec, parts: list[list[Any]], n_bootstrap: int, seed: int) -> tuple[tuple[float, float], np.ndarray]:
     """(observed (A, B) scores, bootstrap differences A - B of shape (n_bootstrap,)).
 
@@ -257,7 +296,7 @@ def compare(
     a, b : str or (model, layer)
         ``"model/layer"``.
     benchmarks : iterable of BenchmarkSpec or identifier (either family spelling)
-        Regression (ridgecv, ridge) or CKA benchmarks.
+        Regression (ridgecv, ridge), RDM or CKA benchmarks.
     n_bootstrap : int
         Draws (>= 2); the smallest p it can report is 1 / (n_bootstrap + 1).
     seed : int
@@ -270,7 +309,7 @@ def compare(
     Raises
     ------
     ValueError
-        An unknown feature set or benchmark, an RDM benchmark, or fewer than 2 draws.
+        An unknown feature set or benchmark, or fewer than 2 draws.
     """
     from laion_lake.scoring.api import _as_lake
 
@@ -283,9 +322,12 @@ def compare(
     decompositions: dict[tuple[Any, ...], Any] = {}
     for benchmark in benchmarks:
         spec = benchmark if isinstance(benchmark, BenchmarkSpec) else load_benchmark(benchmark)
-        if spec.kind == "rdm":
-            raise ValueError(f"{spec.key}: compare supports regression and CKA benchmarks, not {spec.metric}")
-        parts = _cka_parts(lake, spec, fa, fb) if spec.kind == "cka" else _regression_parts(lake, spec, fa, fb, decompositions)
+        if spec.kind == "cka":
+            parts: list[list[Any]] = _cka_parts(lake, spec, fa, fb)
+        elif spec.kind == "rdm":
+            parts = _rdm_parts(lake, spec, fa, fb)
+        else:
+            parts = _regression_parts(lake, spec, fa, fb, decompositions)
         (score_a, score_b), differences = paired_bootstrap(spec, parts, n_bootstrap, seed)
         difference = score_a - score_b
         low, high, p = interval_and_p(difference, differences)

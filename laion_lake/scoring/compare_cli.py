@@ -14,9 +14,9 @@ EXIT_OK = 0
 def _benchmarks(args: argparse.Namespace) -> list[str]:
     if args.benchmark:
         return [b for group in args.benchmark for b in group]
-    from laion_lake.benchmarks import list_benchmarks, load_benchmark
+    from laion_lake.benchmarks import list_benchmarks
 
-    return [b for b in list_benchmarks() if load_benchmark(b).kind != "rdm"]
+    return list_benchmarks()
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -41,13 +41,13 @@ def add_commands(subparsers: Any) -> None:
         "compare",
         help="paired bootstrap of the score difference of two feature sets (A - B) per benchmark: difference, 95%% interval, p, verdict",
         description="Fits both feature sets here (in this process) and resamples subjects and, within each subject, the test "
-                    "images, with the same draws for A and B. " + aliases_text() + ".",
+                    "images (RDM and CKA: the shared images), with the same draws for A and B. " + aliases_text() + ".",
     )
     add_lake_argument(parser)
     parser.add_argument("--a", required=True, metavar="MODEL/LAYER", help="feature set A")
     parser.add_argument("--b", required=True, metavar="MODEL/LAYER", help="feature set B")
     parser.add_argument("--benchmark", action="append", nargs="+", metavar="ID",
-                        help="benchmark ids or keys, regression or CKA (repeatable); default every headline regression and CKA cell")
+                        help="benchmark ids or keys: regression, RDM or CKA (repeatable); default the 24 leaderboard cells")
     parser.add_argument("--n-bootstrap", type=int, default=DEFAULT_N_BOOTSTRAP, help=f"paired draws (default {DEFAULT_N_BOOTSTRAP})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed of the draws (default {DEFAULT_SEED})")
     parser.add_argument("--format", choices=("table", "json"), default="table")

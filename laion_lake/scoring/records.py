@@ -34,6 +34,8 @@ UNITS, AGGREGATES = "results/units", "results/aggregates"
 RECORD_ATTR = "record"
 # per-voxel arrays of a unit's cells: results/units/<unit>/voxels/<cell>, written in the record's commit
 VOXELS = "voxels"
+# the float arrays stored per cell there, one value per neuroid_id (CellResult fields of the same name)
+VOXEL_ARRAYS = ("voxel_r", "voxel_r2_nsd", "voxel_nc_nsd")
 # test_restriction of a cell that tests on the whole test set (no OOD category is named so)
 _WHOLE_TEST_SET = "whole-test-set"
 
@@ -131,13 +133,17 @@ def _cell_key(cell: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def cell_voxels_path(unit: WorkUnit, cell: Mapping[str, Any]) -> str:
-    """Group of one cell's per-voxel arrays (``voxel_r``, ``neuroid_id``) under its unit record."""
+    """Group of one cell's per-voxel arrays (``voxel_r``, ``voxel_r2_nsd``, ``voxel_nc_nsd``, ``neuroid_id``) under its unit record."""
     parts = (cell["benchmark_key"], cell["region"], cell["metric"], cell["test_restriction"] or _WHOLE_TEST_SET, str(cell["fold"]))
     return f"{unit_record_path(unit)}/{VOXELS}/{join_key(*parts, separator=KEY_JOINER)}"
 
 
 def _write_cell_voxels(session: Any, unit: WorkUnit, result: CellResult) -> None:
-    """Store a regression cell's per-voxel r next to its record (chunked arrays, not JSON); replaces an older one."""
+    """Store a regression cell's per-voxel arrays next to its record (chunked, not JSON); replaces an older one.
+
+    ``voxel_r`` (Pearson r), ``voxel_r2_nsd`` (``r**2 / (NC/100)``, the ``nsd`` convention) and
+    ``voxel_nc_nsd`` (the NC used, percent, for the cell's test design), one value per ``neuroid_id``.
+    """
     from laion_lake.lake.storage import remove_node
     from laion_lake.lake.zarr_io import write_dataset_group
 
@@ -146,22 +152,30 @@ def _write_cell_voxels(session: Any, unit: WorkUnit, result: CellResult) -> None
     relative = cell_voxels_path(unit, result.to_dict())
     zarr.open_group(session.store, path=relative.rpartition("/")[0], mode="a")  # the unit's voxels/ group
     remove_node(session, relative)
-    voxels = xr.Dataset(
-        {"voxel_r": ("neuroid", np.asarray(result.voxel_r, dtype=np.float64))},
-        coords={"neuroid_id": ("neuroid", np.asarray(result.neuroid).astype(str))},
-    )
-    write_dataset_group(session.store, voxels, relative, {"voxel_r": (4096,), "neuroid_id": (4096,)})
+    arrays = {name: ("neuroid", np.asarray(getattr(result, name), dtype=np.float64))
+              for name in VOXEL_ARRAYS if getattr(result, name) is not None}
+    voxels = xr.Dataset(arrays, coords={"neuroid_id": ("neuroid", np.asarray(result.neuroid).astype(str))})
+    write_dataset_group(session.store, voxels, relative, {name: (4096,) for name in (*arrays, "neuroid_id")})
 
 
-def read_cell_voxels(lake: Any, unit: WorkUnit, cell: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
-    """(neuroid ids, per-voxel r) stored for one cell of a unit record, or None when it has none."""
+def read_cell_voxels(lake: Any, unit: WorkUnit, cell: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The per-voxel arrays stored for one cell of a unit record, or None when it has none.
+
+    Returns
+    -------
+    dict or None
+        ``neuroid`` (str array of shape (n_voxels,), loaded) and each stored array of
+        :data:`VOXEL_ARRAYS` as a lazy dask array of shape (n_voxels,) (a record written before
+        ``voxel_r2_nsd`` was stored lacks it and ``voxel_nc_nsd``).
+    """
     from laion_lake.lake.zarr_io import open_dataset_group, plain_strings
 
     relative = cell_voxels_path(unit, cell)
     if not lake.storage.exists(relative):
         return None
-    ds = plain_strings(open_dataset_group(lake.storage.store(), relative).load())
-    return ds["neuroid_id"].values.astype(str), ds["voxel_r"].values
+    ds = open_dataset_group(lake.storage.store(), relative)
+    ids = plain_strings(ds[["neuroid_id"]].load())["neuroid_id"].values.astype(str)
+    return {"neuroid": ids, **{name: ds[name].data for name in VOXEL_ARRAYS if name in ds}}
 
 
 def _cells_covered(record: Mapping[str, Any], cells: Iterable[Cell]) -> bool:
@@ -233,40 +247,9 @@ def cell_results_for(lake: Any, pairs: Sequence[tuple[WorkUnit, Cell]], voxels: 
         fields = {k: (_nan_if_none(v) if k in ("raw", "ceiling", "ceiled") else v) for k, v in match[-1].items()}
         stored = read_cell_voxels(lake, unit, match[-1]) if voxels else None
         if stored is not None:
-            fields["neuroid"], fields["voxel_r"] = stored
+            fields.update(stored)
         results.append(CellResult(**fields))
     return results
-
-
-def stored_voxel_scores(lake: Any, model: str, layer: str, benchmark: str | BenchmarkSpec) -> xr.DataArray:
-    """The stored per-voxel r of a feature set's regression cells on one benchmark, (subject, neuroid).
-
-    Read from the unit records' arrays (written with each record), lazily per cell, with each
-    voxel's coordinates (x, y, z, roi, region, nc_*); see :mod:`laion_lake.scoring.voxel_scores`.
-
-    Raises
-    ------
-    FileNotFoundError
-        A unit of the benchmark has no record yet (run ``laion-lake score`` first), or its record
-        was written before per-voxel arrays were stored (score it again with ``--force``).
-    """
-    from laion_lake.benchmarks import load_benchmark
-    from laion_lake.scoring.plan import FeatureSet, group_by_aggregate, plan_work
-    from laion_lake.scoring.voxel_scores import voxel_scores
-
-    spec = benchmark if isinstance(benchmark, BenchmarkSpec) else load_benchmark(benchmark)
-    pairs = group_by_aggregate(plan_work([FeatureSet(model, layer)], [spec]))[Aggregate(model, layer, spec.key)]
-    results = cell_results_for(lake, pairs, voxels=True)
-    missing = [r.unit_key for r in results if r.voxel_r is None]
-    if missing:
-        raise FileNotFoundError(
-            f"no per-voxel results stored for {model}/{layer} on {spec.identifier} (unit {missing[0]}); "
-            "score it again with --force to store them"
-        )
-    scores = voxel_scores(lake, results)
-    if scores is None:
-        raise FileNotFoundError(f"{spec.identifier} has no per-voxel results (not a regression benchmark)")
-    return scores
 
 
 def score_to_record(score: xr.DataArray) -> dict[str, Any]:
@@ -282,7 +265,7 @@ def score_to_record(score: xr.DataArray) -> dict[str, Any]:
         "convention": attrs["convention"],
         "value": float(score.values),
         "created": _now(),
-        **{k: v for k, v in attrs.items() if k not in ("model", "layer", "benchmark", "benchmark_version", "convention", "voxel_r")},
+        **{k: v for k, v in attrs.items() if k not in ("model", "layer", "benchmark", "benchmark_version", "convention", "voxel_r", "voxel_r2_nsd")},
     }
     return _json_ready(record)
 
@@ -372,7 +355,6 @@ __all__ = [
     "cell_voxels_path",
     "compute_unit_record",
     "read_cell_voxels",
-    "stored_voxel_scores",
     "escape_key_component",
     "load_scores",
     "read_unit_record",

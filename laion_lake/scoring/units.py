@@ -27,6 +27,7 @@ from laion_lake.compute.ceiling import (
     brainscore_ceiling,
     nsd_ceiled_score,
     nsd_noise_ceiling_for_test_design,
+    nsd_normalized_r2,
     rdm_ceiled_score,
     rdm_ceiling,
 )
@@ -60,6 +61,13 @@ class CellResult:
         Per-voxel Pearson r of a regression cell, in the order of ``neuroid``; not in :meth:`to_dict`.
     neuroid : str array of shape (n_voxels,), or None
         The neuroid ids of the cell's responses; not in :meth:`to_dict`.
+    voxel_r2_nsd : array of shape (n_voxels,), float64, or None
+        Per-voxel NC-normalised r^2 under the ``nsd`` convention, ``r_v**2 / (NC_v / 100)``
+        (:func:`~laion_lake.compute.ceiling.nsd_normalized_r2`), whatever the cell's convention;
+        not in :meth:`to_dict`.
+    voxel_nc_nsd : array of shape (n_voxels,), float64, or None
+        The ``NC_v`` (percent) used for it: each voxel's ncsnr for the cell's test design as
+        averaged (its test stimuli's repeat counts); not in :meth:`to_dict`.
     """
 
     unit_key: str
@@ -79,13 +87,15 @@ class CellResult:
     n_voxels: int
     voxel_r: np.ndarray | None = field(default=None, compare=False, repr=False)
     neuroid: np.ndarray | None = field(default=None, compare=False, repr=False)
+    voxel_r2_nsd: np.ndarray | None = field(default=None, compare=False, repr=False)
+    voxel_nc_nsd: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The scalar fields (JSON-ready but for NaN); the per-voxel arrays are left out."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _ARRAY_FIELDS}
 
 
-_ARRAY_FIELDS = ("voxel_r", "neuroid")
+_ARRAY_FIELDS = ("voxel_r", "neuroid", "voxel_r2_nsd", "voxel_nc_nsd")
 
 
 def _voxel_group(spec: BenchmarkSpec) -> tuple[float | None, str]:
@@ -266,10 +276,13 @@ def run_regression_unit(lake: Any, work: UnitWork, specs: Mapping[str, Benchmark
                     f"(alpha {alpha:g}): the fitted signal under- or overflows float64 next to the intercept; rescale the features"
                 )
             raw, ceiling, ceiled = regression_ceiled(spec, r, nc, ncsnr, test_repeats[rows])
+            # per-voxel nsd quantities for every regression cell (kept with the record, #12)
+            nc_nsd = nsd_noise_ceiling_for_test_design(ncsnr, test_repeats[rows])
             results.append(
                 CellResult(unit.key, cell.benchmark_key, unit.subject, cell.fold, region, cell.metric, cell.test_restriction,
                            spec.convention, raw, ceiling, ceiled, alpha, int(is_train.sum()), int(rows.sum()), int(block.n_neuroids),
-                           voxel_r=r, neuroid=np.asarray(block.coords.get("neuroid_id", block.coords["neuroid"])).astype(str))
+                           voxel_r=r, neuroid=np.asarray(block.coords.get("neuroid_id", block.coords["neuroid"])).astype(str),
+                           voxel_r2_nsd=nsd_normalized_r2(r, nc_nsd), voxel_nc_nsd=np.asarray(nc_nsd, dtype=np.float64))
             )
     return results
 

@@ -17,6 +17,7 @@ from laion_lake.compute.ceiling import (
     noise_ceiling_for_design,
     noise_ceiling_from_ncsnr,
     nsd_ceiled_score,
+    nsd_normalized_r2,
     nsd_noise_ceiling_for_test_design,
     rdm_ceiled_score,
     rdm_ceiling,
@@ -80,6 +81,23 @@ def test_nsd_convention() -> None:
     assert nsd_ceiled_score(r, nc_test) == pytest.approx(0.4)
     with pytest.raises(ValueError):
         nsd_ceiled_score(r, nc_test[:2])
+
+
+def test_nsd_normalized_r2_per_voxel_against_numpy() -> None:
+    """#12: the stored per-voxel quantity is r_v^2 / (NC_v / 100), NC_v for the test design from ncsnr."""
+    rng = np.random.default_rng(3)
+    r = rng.uniform(-0.3, 0.9, 50)
+    ncsnr = rng.uniform(0.05, 2.0, 50)
+    repeats = rng.integers(1, 5, 30)
+    nc = nsd_noise_ceiling_for_test_design(ncsnr, repeats)
+    k = np.mean(1.0 / repeats)
+    direct = r**2 / (ncsnr**2 / (ncsnr**2 + k))  # written out from SPEC 3.3, not through the module
+    np.testing.assert_allclose(nsd_normalized_r2(r, nc), direct, rtol=1e-12)
+    assert nsd_ceiled_score(r, nc) == np.median(nsd_normalized_r2(r, nc))
+    # closed forms: r 0.5 at NC 50 % -> 0.5; NC 0 -> inf (r != 0), NaN (r == 0)
+    np.testing.assert_array_equal(nsd_normalized_r2(np.array([0.5, 0.3, 0.0]), np.array([50.0, 0.0, 0.0])), [0.5, np.inf, np.nan])
+    with pytest.raises(ValueError, match="one value per voxel"):
+        nsd_normalized_r2(np.ones(3), np.ones(2))
 
 
 def test_rdm_convention() -> None:

@@ -57,6 +57,29 @@ def test_random_features_map_near_zero_and_diff_is_a_minus_b(tiny_lake, truth_ma
         assert "minus_random_model_fc" in diff.nifti.name
 
 
+def test_maps_read_the_stored_per_voxel_r_and_recompute_only_without_a_record(tmp_path):
+    """#12: with score records, maps read the arrays stored beside them (nothing recomputed, nothing said);
+    without one, they recompute in process and say so in one line."""
+    from laion_lake.lake import open_lake
+    from laion_lake.maps.write import voxel_r
+    from laion_lake.scoring.runner import plan_keys, run_unit_by_key
+
+    lake = make_lake(str(tmp_path / "lake"), scale="tiny", seed=0)
+    said: list[str] = []
+    recomputed = voxel_r(lake, "ground_truth", "latent", BENCHMARK, say=said.append)
+    assert len(said) == 1 and "recomputing in this process" in said[0] and "ground_truth/latent" in said[0]
+    for key, benchmark_keys in plan_keys([("ground_truth", "latent")], [BENCHMARK]).units:
+        run_unit_by_key(lake.url, None, key, benchmark_keys)
+    lake = open_lake(lake.url)  # a lake reads the snapshot it was opened on
+    said.clear()
+    stored = voxel_r(lake, "ground_truth", "latent", BENCHMARK, say=said.append)
+    assert said == []
+    assert type(stored.data).__module__.startswith("dask")  # the lake's lazy arrays, not a fresh score
+    np.testing.assert_array_equal(stored.values, recomputed.values)
+    maps = write_maps(lake, "ground_truth", "latent", BENCHMARK, tmp_path / "maps", png=False)
+    assert [m.subject for m in maps] == ["sub-01", "sub-06"] and min(m.median for m in maps) > 0.5
+
+
 def test_a_stored_grid_is_used_and_checked():
     affine = [[-1.8, 0, 0, 90], [0, 1.8, 0, -126], [0, 0, 1.8, -72], [0, 0, 0, 1]]
     grid = subject_grid({"brain_mask_affine": affine, "brain_mask_shape": [100, 120, 90]}, np.array([3]), np.array([4]), np.array([5]))

@@ -88,6 +88,32 @@ def test_report_from_score_records_matches_report_from_scores(scores, tmp_path):
 
 
 
+def test_report_of_records_reads_the_stored_per_voxel_r(scores, tmp_path, capsys):
+    """#12: scores from records carry no per-voxel r; with the lake, the scatter and maps read the arrays
+    stored beside the records (equal to the in-process ones), recomputing only where no record exists."""
+    from laion_lake.lake import open_lake
+    from laion_lake.report.profiles import attach_stored_voxels
+    from laion_lake.scoring.runner import plan_keys, run_unit_by_key
+
+    lake = make_lake(str(tmp_path / "lake"), scale="tiny", seed=0)
+    for key, benchmark_keys in plan_keys([("ground_truth", "latent")], BENCHMARKS[:2]).units:
+        run_unit_by_key(lake.url, None, key, benchmark_keys)
+    lake = open_lake(lake.url)
+    records = [score_to_record(s) for (model, _, _), s in scores.items() if model in ("ground_truth", "random_model")]
+    said: list[str] = []
+    rows = attach_stored_voxels(collect_scores(records), lake, say=said.append)
+    with_voxels = {(r.model, r.benchmark_key): r.voxel_r for r in rows if r.voxel_r is not None}
+    assert set(with_voxels) == {(m, b) for m in ("ground_truth", "random_model") for b in BENCHMARKS[:2]}
+    assert len(said) == 2 and all("random_model/fc" in line and "recomputing" in line for line in said)  # no record: recomputed
+    for (model, benchmark), voxels in with_voxels.items():
+        assert (type(voxels.data).__module__.startswith("dask")) == (model == "ground_truth")  # stored arrays are lazy
+        expected = scores[(model, "latent" if model == "ground_truth" else "fc", benchmark)].attrs["voxel_r"]
+        assert (voxels.values == expected.values)[~(voxels.isnull().values)].all()
+    html = write_report(records, tmp_path / "out", lake=lake).read_text()
+    assert (tmp_path / "out" / "voxel_r_vs_ceiling.png").exists() and "Each dot" in html
+    assert capsys.readouterr().err.count("recomputing in this process") == 2
+
+
 def test_one_colour_scale_per_column(report, scores):
     _, _, html = report
     # each column's best cell gets the full colour, whatever the other columns' scales

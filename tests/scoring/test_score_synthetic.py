@@ -138,6 +138,48 @@ def test_per_voxel_r_is_stored_with_the_unit_records_and_read_back(tiny_lake):
         open_lake(tiny_lake.url).voxel_scores("random_model", "fc", benchmark)  # never run through records
 
 
+def test_per_voxel_nsd_r2_is_stored_lazy_and_equals_the_in_process_values(tiny_lake):
+    """#12 item 3: each cell also stores r^2 / (NC/100) (nsd convention) and the NC used; lake.voxel_scores
+    reads both quantities lazily, equal to score()'s attrs exactly; under the nsd convention each
+    subject's ceiled score is the median of its stored r2_nsd."""
+    import dask.array as da
+
+    from laion_lake.compute.ceiling import nsd_normalized_r2
+    from laion_lake.lake import open_lake
+    from laion_lake.scoring.records import cell_results_for
+    from laion_lake.scoring.plan import Aggregate, FeatureSet, group_by_aggregate, plan_work
+    from laion_lake.scoring.runner import plan_keys, run_unit_by_key
+
+    benchmark = "LAION_fMRI.V1-tau-ridgecv@convention=nsd"
+    plan = plan_keys([("early_model", "conv2")], [benchmark])
+    for key, benchmark_keys in plan.units:
+        assert run_unit_by_key(tiny_lake.url, None, key, benchmark_keys, force=True) == "computed"
+    lake = open_lake(tiny_lake.url)
+    in_process = score(tiny_lake, "early_model", "conv2", benchmark)
+    for quantity, attr in (("r", "voxel_r"), ("r2_nsd", "voxel_r2_nsd")):
+        stored = lake.voxel_scores("early_model", "conv2", benchmark, quantity=quantity)
+        assert isinstance(stored.data, da.Array) and isinstance(stored["nc_nsd"].data, da.Array)  # lazy
+        expected = in_process.attrs[attr]
+        assert stored.name == attr and stored.attrs["quantity"] == quantity
+        np.testing.assert_array_equal(stored.values, expected.values)
+        np.testing.assert_array_equal(stored["nc_nsd"].values, expected["nc_nsd"].values)
+        np.testing.assert_array_equal(stored["neuroid_id"].values, expected["neuroid_id"].values)
+    r = lake.voxel_scores("early_model", "conv2", benchmark).values
+    r2 = lake.voxel_scores("early_model", "conv2", benchmark, quantity="r2_nsd")
+    np.testing.assert_array_equal(r2.values, nsd_normalized_r2(r, r2["nc_nsd"].values))
+    assert np.nanmin(r2["nc_nsd"].values) > 0 and np.nanmax(r2["nc_nsd"].values) <= 100
+    spec = load_benchmark(benchmark)
+    pairs = group_by_aggregate(plan_work([FeatureSet("early_model", "conv2")], [spec]))[Aggregate("early_model", "conv2", spec.key)]
+    for cell in cell_results_for(lake, pairs):
+        row = r2.sel(subject=cell.subject).values[: int(r2["n_voxels"].sel(subject=cell.subject))]
+        finite = np.isfinite(r[list(r2["subject"].values).index(cell.subject)][: len(row)])
+        assert cell.convention == "nsd" and cell.ceiled == float(np.median(row[finite]))
+    with pytest.raises(ValueError, match="quantity 'r2'"):
+        lake.voxel_scores("early_model", "conv2", benchmark, quantity="r2")
+    with pytest.raises(ValueError, match="no per-voxel results"):
+        lake.voxel_scores("early_model", "conv2", "LAION_fMRI.V1-rdm-pearson")
+
+
 def test_a_score_names_the_feature_sets_checksum_and_provenance(tiny_lake):
     """#13 item 4: a score (in process and from the records) names the feature set it was computed from."""
     from laion_lake.lake import open_lake
