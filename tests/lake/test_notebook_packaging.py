@@ -19,13 +19,14 @@ def test_installed_package_is_typed():
 
 
 def test_the_wheel_ships_py_typed_and_the_variables_table(tmp_path):
+    # offline: the test extra installs the build backend, so no index is needed (loopback only)
     source = tmp_path / "src"  # a copy: building in place would leave build/ and egg-info in the checkout
     skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     for name in ("laion_lake", "storage_schemas", "flows"):
         shutil.copytree(ROOT / name, source / name, ignore=skip)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path / "dist")], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", str(tmp_path / "dist")], check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("laion_lake-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"laion_lake/py.typed", "storage_schemas/py.typed", "storage_schemas/variables.json", "storage_schemas/vocabulary.json"} <= names
