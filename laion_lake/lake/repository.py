@@ -164,6 +164,8 @@ class LakeRepository:
             ("InvalidAccessKeyId", "the access key is not known to the endpoint"),
             ("SignatureDoesNotMatch", "the secret does not match the key"),
             ("AccessDenied", "access denied"),
+            # Icechunk hides the S3 error code of a refused PUT (a reader's key says only this)
+            ("writing object to object store service error", "the endpoint refused to store an object (are these credentials allowed to write?)"),
             ("NoSuchBucket", "no such bucket"),
             ("credentials", "no usable credentials"),
             ("dispatch failure", "the endpoint cannot be reached"),
