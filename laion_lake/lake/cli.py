@@ -31,6 +31,14 @@ def cmd_tag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from laion_lake.lake.gc import gc_lake, parse_duration
+
+    older_than = parse_duration(args.older_than) if args.older_than is not None else None
+    print(gc_lake(args.lake, args.storage_options, older_than, dry_run=args.dry_run).line())
+    return 0
+
+
 def add_commands(commands: Any) -> None:
     """Register ``log`` and ``tag`` on the ``laion-lake`` sub-command parser."""
     log = commands.add_parser("log", help="the lake's commits (snapshots), newest first, with their tags")
@@ -44,6 +52,19 @@ def add_commands(commands: Any) -> None:
     tag.add_argument("name", help="tag name, e.g. v1.0")
     tag.add_argument("--snapshot", help="snapshot id to tag (default the head of main; see `laion-lake log`)")
     tag.set_defaults(run=cmd_tag)
+
+    gc = commands.add_parser(
+        "gc",
+        help="delete chunks no commit references (left by failed or killed writes); every snapshot and tag stays",
+        description="Delete the chunks and manifests that no branch or tag references. Snapshots are never expired. "
+        "On local storage gc waits for writes in flight and then collects everything unreferenced; on S3 it keeps "
+        "objects younger than --older-than (default 1d), so writes in flight elsewhere are safe. Unfinished resumable "
+        "ingests found on this machine keep their chunks.",
+    )
+    add_lake_argument(gc)
+    gc.add_argument("--older-than", metavar="DURATION", help="keep objects younger than this, e.g. 90s, 2h, 1d (default: 0 local, 1d on S3)")
+    gc.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+    gc.set_defaults(run=cmd_gc)
 
 
 def validate_lines(lake: Any, deep: bool) -> tuple[list[str], int]:

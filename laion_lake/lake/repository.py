@@ -44,6 +44,9 @@ REBASE_TRIES = 50
 # a write whose rebase fails (same node touched) is redone on a fresh session up to this many times
 REDO_TRIES = 20
 COMMIT_LOCK = ".laion-lake-commit.lock"
+# held shared by every write on local storage from its first chunk to its commit, exclusively by
+# garbage collection: while gc holds it no write is in flight, so every unreferenced chunk is garbage
+WRITERS_LOCK = ".laion-lake-writers.lock"
 T = TypeVar("T")
 
 # S3 network settings; each overridable by a storage option of that name or LAION_LAKE_S3_<NAME>:
@@ -161,6 +164,8 @@ class LakeRepository:
             ("InvalidAccessKeyId", "the access key is not known to the endpoint"),
             ("SignatureDoesNotMatch", "the secret does not match the key"),
             ("AccessDenied", "access denied"),
+            # Icechunk hides the S3 error code of a refused PUT (a reader's key says only this)
+            ("writing object to object store service error", "the endpoint refused to store an object (are these credentials allowed to write?)"),
             ("NoSuchBucket", "no such bucket"),
             ("credentials", "no usable credentials"),
             ("dispatch failure", "the endpoint cannot be reached"),
@@ -220,16 +225,61 @@ class LakeRepository:
     @contextlib.contextmanager
     def commit_lock(self) -> Iterator[None]:
         """An exclusive OS file lock around a commit on local storage (none on S3: conditional writes)."""
-        if not self.local:
+        with self._flock(COMMIT_LOCK, fcntl.LOCK_EX):
             yield
+
+    @contextlib.contextmanager
+    def _flock(self, name: str, mode: int) -> Iterator[bool]:
+        """Hold the OS file lock ``name`` in ``mode`` (LOCK_SH/LOCK_EX, optionally | LOCK_NB): yields
+        False when a non-blocking lock is taken by someone else, True otherwise (always on S3/memory)."""
+        if not self.local:
+            yield True
             return
-        os.makedirs(self.url, exist_ok=True)
-        with open(os.path.join(self.url, COMMIT_LOCK), "a+") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            os.makedirs(self.url, exist_ok=True)
+            handle = open(os.path.join(self.url, name), "a+")
+        except OSError:
+            try:  # a read-only disk or folder: flock works on a read-only descriptor too
+                handle = open(os.path.join(self.url, name))
+            except OSError:  # no lock file and none can be made: nothing can be written here either
+                yield True
+                return
+        with handle:
             try:
-                yield
+                fcntl.flock(handle.fileno(), mode)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def writing(self) -> contextlib.AbstractContextManager[bool]:
+        """Held around a whole write on local storage (shared: writers run together), so that
+        garbage collection, which takes it exclusively, never meets a write in flight."""
+        return self._flock(WRITERS_LOCK, fcntl.LOCK_SH)
+
+    @contextlib.contextmanager
+    def no_writes(self, wait: bool = True) -> Iterator[bool]:
+        """Exclusive: no write or commit in flight on local storage while held (yields False when
+        ``wait`` is False and a write is in flight). On object stores there is no lock: True."""
+        with self._flock(WRITERS_LOCK, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)) as free:
+            if not free:
+                yield False
+                return
+            with self.commit_lock():
+                yield True
+
+    def clean_after_failure(self) -> None:
+        """After a failed write on local storage, delete the chunks no commit references (when no
+        other write is in flight; otherwise a later failure or ``laion-lake gc`` does)."""
+        if not self.local:
+            return
+        from laion_lake.lake.gc import collect_unreferenced
+
+        with contextlib.suppress(Exception):  # best effort: the write's own error is what to report
+            collect_unreferenced(self, wait=False)
 
     # -- reading -------------------------------------------------------------------------------
     def readonly_session(self, branch: str | None = BRANCH, tag: str | None = None, snapshot: str | None = None) -> icechunk.Session:
@@ -300,23 +350,37 @@ class LakeRepository:
             The storage refused the write (read-only disk, full disk, endpoint down): the last
             commit is untouched.
         """
-        for _ in range(REDO_TRIES):
-            session = self.session_for_writing()
-            try:
-                result = change(session)
-            except icechunk.IcechunkError as error:
-                raise self._translate(error, "write to") from None
-            if not session.has_uncommitted_changes:
-                return result, session.snapshot_id
-            try:
-                with self.commit_lock():
-                    snapshot = self._commit(session, message, metadata)
-                return result, snapshot
-            except (icechunk.RebaseFailedError, icechunk.ConflictError):
-                time.sleep(0.01)
-                continue  # another writer touched the same node: redo on a fresh session
-            except icechunk.IcechunkError as error:
-                raise self._translate(error, "commit to") from None
+        failed = False
+        try:
+            with self.writing():
+                for _ in range(REDO_TRIES):
+                    session = self.session_for_writing()
+                    try:
+                        result = change(session)
+                    except icechunk.IcechunkError as error:
+                        failed = True
+                        raise self._translate(error, "write to") from None
+                    except BaseException:
+                        failed = _has_changes(session)
+                        raise
+                    if not session.has_uncommitted_changes:
+                        return result, session.snapshot_id
+                    try:
+                        with self.commit_lock():
+                            snapshot = self._commit(session, message, metadata)
+                        return result, snapshot
+                    except (icechunk.RebaseFailedError, icechunk.ConflictError):
+                        time.sleep(0.01)
+                        continue  # another writer touched the same node: redo on a fresh session
+                    except icechunk.IcechunkError as error:
+                        failed = True
+                        raise self._translate(error, "commit to") from None
+                    except BaseException:
+                        failed = True
+                        raise
+        finally:
+            if failed:
+                self.clean_after_failure()  # outside the shared lock: it needs it exclusively
         raise LakeConflictError(f"{message}: gave up after {REDO_TRIES} conflicting commits to lake {self.url}")
 
     def session_for_writing(self) -> icechunk.Session:
@@ -342,3 +406,10 @@ class LakeRepository:
             raise LakeConflictError(f"{message}: another writer changed the same data in lake {self.url} ({' '.join(str(error).split())[:200]})") from None
         except icechunk.IcechunkError as error:
             raise self._translate(error, "commit to") from None
+
+
+def _has_changes(session: Any) -> bool:
+    try:
+        return bool(session.has_uncommitted_changes)
+    except Exception:
+        return True  # cannot tell: assume it wrote chunks

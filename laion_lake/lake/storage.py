@@ -11,6 +11,7 @@ many chunks and bytes it read.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -261,14 +262,33 @@ class LakeStorage:
         if self._transaction is not None:
             yield self._transaction  # nested: part of the outer transaction
             return
-        self._transaction = self.repository.session_for_writing()
+        failed = True
         try:
-            yield self._transaction
-            session, self._transaction = self._transaction, None
-            snapshot = self.repository.commit(session, message, metadata) if session.has_uncommitted_changes else session.snapshot_id
+            with self.repository.writing():  # no garbage collection while the transaction writes
+                self._transaction = self.repository.session_for_writing()
+                try:
+                    yield self._transaction
+                    session, self._transaction = self._transaction, None
+                    snapshot = self.repository.commit(session, message, metadata) if session.has_uncommitted_changes else session.snapshot_id
+                    failed = False
+                finally:
+                    self._transaction = None
         finally:
-            self._transaction = None
+            if failed:  # a failed or aborted transaction deletes the chunks it wrote (local storage)
+                self.repository.clean_after_failure()
         self.refresh(snapshot)
+
+
+def while_writing(write: Callable[..., T]) -> Callable[..., T]:
+    """Decorate ``write(storage: LakeStorage, ...)`` that builds its own sessions: it holds the
+    lake's writers lock (shared) throughout, so garbage collection waits for it."""
+
+    @functools.wraps(write)
+    def locked(storage: LakeStorage, *args: Any, **kwargs: Any) -> T:
+        with storage.repository.writing():
+            return write(storage, *args, **kwargs)
+
+    return locked
 
 
 def writable_group(session: Any, relative: str) -> zarr.Group:
@@ -284,4 +304,4 @@ def remove_node(session: Any, relative: str) -> None:
         del group[name]
 
 
-__all__ = ["LakeStorage", "LakeStorageError", "ReadCountingStore", "ReadStats", "process_bytes_read", "remove_node", "writable_group"]
+__all__ = ["LakeStorage", "LakeStorageError", "ReadCountingStore", "ReadStats", "process_bytes_read", "remove_node", "while_writing", "writable_group"]

@@ -26,7 +26,7 @@ import xarray as xr
 import zarr
 
 from laion_lake.errors import StoreExistsError
-from laion_lake.lake.storage import LakeStorage, remove_node
+from laion_lake.lake.storage import LakeStorage, remove_node, while_writing
 from laion_lake.lake.zarr_io import (
     COMPLETE_ATTR,
     ENTRY_ATTR,
@@ -231,6 +231,7 @@ def _head_has_subject(storage: LakeStorage, relative: str) -> bool:
         return False
 
 
+@while_writing
 def write_subject_streaming(
     storage: LakeStorage,
     subject: str,

@@ -16,8 +16,10 @@ head, so no interleaving drops a cell.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -223,8 +225,42 @@ def compute_unit_record(lake: Any, work: UnitWork, specs: Mapping[str, Benchmark
             if result.voxel_r is not None and result.neuroid is not None:
                 _write_cell_voxels(session, work.unit, result)
 
-    lake.storage.write(f"unit record {work.unit.key}", change)
+    batch = _batches.get(lake.url)
+    if batch is not None:
+        batch.add(f"unit record {work.unit.key}", change)  # committed with its batch (see batched_records)
+    else:
+        lake.storage.write(f"unit record {work.unit.key}", change)
     return "computed"
+
+
+# lake URL -> the batch its unit records go to in this process (batched_records)
+_batches: dict[str, Any] = {}
+_batches_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def batched_records(lake: Any, every: int | None = None, seconds: float | None = None) -> Iterator[Any]:
+    """Inside the block, unit records of ``lake`` computed in this process (any thread) are
+    committed in batches: every ``every`` units or once the oldest waited ``seconds`` (defaults
+    :data:`laion_lake.lake.batch.DEFAULT_EVERY` / ``DEFAULT_SECONDS``), and the rest at the end
+    of the block, also when it raises. Still resumable: a killed run loses at most its last
+    batch (those units are computed again), never a committed one; each record is merged on the
+    head it lands on, so no other benchmark's cells are dropped. Aggregates written in this
+    process commit the batch first. Records computed in other processes are not batched.
+    """
+    from laion_lake.lake.batch import DEFAULT_EVERY, DEFAULT_SECONDS, BatchedWrites
+
+    batch = BatchedWrites(lake.storage, every or DEFAULT_EVERY, DEFAULT_SECONDS if seconds is None else seconds)
+    with _batches_lock:
+        if lake.url in _batches:
+            raise RuntimeError(f"unit records of {lake.url} are already batched in this process")
+        _batches[lake.url] = batch
+    try:
+        yield batch
+    finally:
+        with _batches_lock:
+            del _batches[lake.url]
+        batch.flush()
 
 
 def cell_results_for(lake: Any, pairs: Sequence[tuple[WorkUnit, Cell]], voxels: bool = False) -> list[CellResult]:
@@ -284,6 +320,8 @@ def write_aggregate_record(lake: Any, aggregate: Aggregate, spec: BenchmarkSpec,
 
     The record names its inputs (:func:`aggregate_inputs`) and the unit records it came from.
     """
+    if lake.url in _batches:
+        _batches[lake.url].flush()  # this process's queued unit records first
     lake.refresh()  # the units were recorded by other writers after this lake was opened
     score = aggregate_score(spec, aggregate.model, aggregate.layer, cell_results_for(lake, pairs), lake=lake)
     record = {
@@ -352,6 +390,7 @@ def unit_records(lake: Any, model: str | None = None, layer: str | None = None) 
 
 
 __all__ = [
+    "batched_records",
     "cell_voxels_path",
     "compute_unit_record",
     "read_cell_voxels",

@@ -13,6 +13,10 @@ import numpy as np
 import xarray as xr
 
 
+# columns of the streamed feature writer's layer (rows are flushed two at a time)
+STREAM_FEATURES = 4096
+
+
 def activations(ids: np.ndarray, seed: int, n_features: int = 48) -> xr.DataArray:
     values = np.random.default_rng(seed).standard_normal((len(ids), n_features)).astype(np.float32)
     return xr.DataArray(values, dims=("stimulus_id", "feature"), coords={"stimulus_id": ids})
@@ -51,6 +55,21 @@ def main(argv: list[str]) -> int:
         data = activations(lake.stimuli["stimulus_id"].values, seed)
         print("READY", flush=True)
         lake.write_features(model, layer, data, overwrite="--overwrite" in rest)
+    elif action == "featstream":  # features/stream.py: rows appended block by block, one commit
+        from laion_lake.features.stream import FeatureStreamWriter, write_feature_streams
+
+        model, layer, seed = rest[0], rest[1], int(rest[2])
+        lake = open_lake(url, options)
+        ids = lake.stimuli["stimulus_id"].values
+        values = activations(ids, seed, STREAM_FEATURES).values
+        stream = FeatureStreamWriter(model, layer, ids, STREAM_FEATURES, {"seed": seed}, buffer_bytes=2 * 4 * STREAM_FEATURES)
+
+        def fill() -> None:
+            for start in range(0, len(ids), 2):
+                stream.append(values[start : start + 2])
+
+        print("READY", flush=True)
+        write_feature_streams(lake, [stream], fill, overwrite="--overwrite" in rest)
     elif action == "stream":
         from laion_lake.lake.subjects import write_subject_streaming
 
