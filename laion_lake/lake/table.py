@@ -32,7 +32,7 @@ def _number(value: Any) -> float:
 
 
 def _benchmark_columns(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    from laion_lake.benchmarks.spec import parse_identifier
+    from laion_lake.benchmarks import parse_identifier
 
     family, region, split, metric = parse_identifier(str(attrs["benchmark"]))
     return {
@@ -117,7 +117,7 @@ def score_table(
         ``per_subject`` (one row per subject and fold; ``value`` is that cell's ceiled score).
         Sorted by model, layer, benchmark (then subject, fold); NaN where a record holds null.
     """
-    from laion_lake.benchmarks.spec import canonical_identifier
+    from laion_lake.benchmarks import canonical_identifier
     from laion_lake.scoring.records import load_scores
 
     benchmark = None if benchmark is None else canonical_identifier(benchmark)  # Zerbe2026_fmri.* finds LAION_fMRI.*
