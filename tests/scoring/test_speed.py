@@ -151,3 +151,16 @@ def test_direct_zarr_reads_equal_the_lakes_lazy_readers_bit_for_bit(tiny_lake):
     wanted = np.random.default_rng(0).permutation(ids)[: len(ids) // 2]  # unsorted, a subset
     np.testing.assert_array_equal(read_feature_rows(array, rows_of(ids, wanted), slice(3, 40)), tiny_lake.features("late_model", "fc6", wanted).values[:, 3:40])
     assert rows_of(ids, np.array(["no-such-stimulus"])) is None
+
+
+def test_check_memory_states_the_process_figure_for_its_unit_slots(tiny_lake):
+    """Base and cache once, one solver per slot: 2 slots need less than twice one, more than one."""
+    from laion_lake.compute.solvers import BASE_PROCESS_BYTES
+    from laion_lake.scoring.plan import check_memory, plan_work
+
+    plan = plan_work([("late_model", "fc6")], SWEEP)
+    one = check_memory(plan, 1 << 40, tiny_lake)
+    two = check_memory(plan, 1 << 40, tiny_lake, concurrent_units=2)
+    assert one.process_bytes >= max(one.values()) and dict(one) == dict(two)
+    assert max(one.values()) < two.process_bytes < 2 * max(one.values()) - BASE_PROCESS_BYTES
+    assert two.concurrent_units == 2
