@@ -113,7 +113,7 @@ def main() -> None:
             reference_times[spec.key] = time.perf_counter() - started
     reference_wall = time.perf_counter() - started_all
 
-    print(f"{"cell":60s} {'reference s':>11s} {'ref raw':>9s} {'our raw':>9s} {'|diff|':>8s}")
+    print(f"{'cell':60s} {'reference s':>11s} {'ref raw':>9s} {'our raw':>9s} {'|diff|':>8s}")
     for spec in specs:
         score = ours[(model, layer, spec.key)]
         raw = float(np.mean(reference[spec.key]))
