@@ -34,6 +34,8 @@ from laion_lake.compute.averaging import RepeatAverager
 # full scale, 32 chunks in flight); columns averaged per step (the float64 copy of one slab part)
 READ_CHUNK_COLUMNS = 2
 AVERAGE_COLUMNS = 512
+# decoded feature chunks read per Zarr call (a full-scale 8,192-feature chunk is 32 MB)
+MAX_READ_BYTES = 96 * 2**20
 # subject store -> (sorted unique stimulus ids, group of each trial, repeats per stimulus)
 _GROUPINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -137,20 +139,32 @@ def rows_of(stored_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray | None:
     return rows
 
 
-def read_feature_rows(array: zarr.Array, rows: np.ndarray, columns: slice = slice(None)) -> np.ndarray:
+def read_feature_rows(array: zarr.Array, rows: np.ndarray, columns: slice = slice(None), max_read_bytes: int | None = None) -> np.ndarray:
     """``array[rows, columns]`` (float32, in the order of ``rows``).
 
     Zarr reads only the stored chunks holding a wanted row (concurrently, each decoded once) and
     copies out only the wanted rows; the rows are asked sorted and put back in the order given.
+    The stored row chunks are read in groups of at most ``max_read_bytes`` of decoded chunks
+    (default :data:`MAX_READ_BYTES`), so a wide column block never has all its chunks in flight.
     """
     rows = np.asarray(rows, dtype=np.intp)
     order = np.argsort(rows, kind="stable")
-    block = array.get_orthogonal_selection((rows[order], columns))
+    sorted_rows = rows[order]
+    first, last, _ = columns.indices(array.shape[1])
+    height, width = array.chunks
+    chunk_bytes = height * (-(-(last - first) // width) * width) * array.dtype.itemsize
+    per_read = max(1, (max_read_bytes or MAX_READ_BYTES) // max(chunk_bytes, 1))
+    chunk_of = sorted_rows // height
+    touched = np.unique(chunk_of)
+    out = np.empty((len(rows), last - first), dtype=array.dtype)
+    for group in range(0, len(touched), per_read):
+        inside = np.flatnonzero((chunk_of >= touched[group]) & (chunk_of <= touched[min(group + per_read, len(touched)) - 1]))
+        out[inside] = array.get_orthogonal_selection((sorted_rows[inside], slice(first, last)))
     if np.array_equal(order, np.arange(len(rows))):
-        return block
-    out = np.empty_like(block)
-    out[order] = block
-    return out
+        return out
+    result = np.empty_like(out)
+    result[order] = out
+    return result
 
 
 __all__ = ["feature_array", "read_feature_rows", "read_region_average", "rows_of"]
