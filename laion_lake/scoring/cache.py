@@ -9,7 +9,7 @@ the subject saw, and units take their rows from the cached block.
 Keys name what the block was computed from: the lake's URL, the subject's manifest entry (its
 store checksum: a replaced subject is never served stale), the region and the voxel filter
 (NC threshold and coordinate). Blocks are float32 as stored; the cache holds at most
-``LAION_LAKE_RESPONSE_CACHE_BYTES`` bytes (default 256 MiB), least recently used out first. A block
+``LAION_LAKE_RESPONSE_CACHE_BYTES`` bytes (default 384 MiB), least recently used out first. A block
 larger than the bound is returned but not kept. Threads of one process share the cache, and a
 block being read by one thread is waited for by the others, never read twice.
 
@@ -32,7 +32,9 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_CACHE_BYTES = 256 * 2**20  # a full-scale subject's four headline regions are ~160 MB
+# a full-scale subject's four headline regions are ~110 MB (nc > 30): two unit slots on two
+# subjects, and a CKA ceiling's pass over every subject's region, fit without re-reads
+DEFAULT_CACHE_BYTES = 384 * 2**20
 CACHE_BYTES_ENV = "LAION_LAKE_RESPONSE_CACHE_BYTES"
 
 

@@ -272,24 +272,33 @@ def _plan_units(plan: Iterable) -> list[tuple[WorkUnit, list[tuple[str, Benchmar
 
 
 def _unit_parts(lake: object, unit: WorkUnit, regions: Iterable[tuple[str, BenchmarkSpec]]) -> tuple[int, int]:
-    """(solver peak bytes, float32 bytes of the unit's response blocks) from its shapes (lazy metadata reads only)."""
-    from laion_lake.compute.solvers import rdm_peak_bytes, regression_peak_bytes
-
+    """(solver and read peak bytes, float32 bytes of the unit's response blocks) from its shapes (lazy metadata reads only)."""
     n_features = int(lake.features(unit.model, unit.layer).shape[1])
+    from laion_lake.scoring.reads import region_read_bytes
+
     voxels, block_bytes = [], 0
     for region, spec in {(r, (s.nc_threshold, s.nc_coord)): (r, s) for r, s in regions}.values():
         responses = lake.responses(unit.subject, region, nc_threshold=spec.nc_threshold, nc_coord=spec.nc_coord)
         voxels.append(int(responses.sizes["neuroid"]))
         block_bytes += 4 * int(responses.sizes["stimulus_id"]) * voxels[-1]
+    # a region is read (and averaged) while the unit's decomposition is held: its transient adds up
+    reading = region_read_bytes(int(lake.manifest["subjects"][unit.subject]["n_trials"]))
+    solver, blocks = _solver_bytes(lake, unit, n_features, voxels), block_bytes
+    return solver + reading, blocks
+
+
+def _solver_bytes(lake: object, unit: WorkUnit, n_features: int, voxels: list[int]) -> int:
+    from laion_lake.compute.solvers import rdm_peak_bytes, regression_peak_bytes
+
     if unit.kind in ("rdm", "cka"):
         # a CKA unit holds Gram matrices over the rdm stimuli (model, brain, one temporary), as an rdm unit its RDMs
         from laion_lake.scoring.units import rdm_stimuli
 
-        return rdm_peak_bytes(len(rdm_stimuli(lake)), n_features, max(voxels, default=0)), block_bytes
+        return rdm_peak_bytes(len(rdm_stimuli(lake)), n_features, max(voxels, default=0))
     train, test = lake.split(unit.pool, unit.split_name)
     from laion_lake.scoring.units import FEATURE_CHUNK_SIZE
 
-    return regression_peak_bytes(len(train), len(test), n_features, max(voxels, default=0), FEATURE_CHUNK_SIZE), block_bytes
+    return regression_peak_bytes(len(train), len(test), n_features, max(voxels, default=0), FEATURE_CHUNK_SIZE)
 
 
 def _cache_bound() -> int:

@@ -30,9 +30,10 @@ import zarr
 
 from laion_lake.compute.averaging import RepeatAverager
 
-# stored chunk columns read per Zarr call (2 x 512 neuroids x 31,856 trials: 130 MB of float32 at
-# full scale, 32 chunks in flight); columns averaged per step (the float64 copy of one slab part)
-READ_CHUNK_COLUMNS = 2
+# stored chunk columns read per Zarr call (512 neuroids x 31,856 trials: 65 MB of float32 at full
+# scale, 16 chunks in flight, 16 more for the prefetched one); columns averaged per step (the
+# float64 copy of one slab part)
+READ_CHUNK_COLUMNS = 1
 AVERAGE_COLUMNS = 512
 # decoded feature chunks read per Zarr call (a full-scale 8,192-feature chunk is 32 MB)
 MAX_READ_BYTES = 96 * 2**20
@@ -119,6 +120,13 @@ def read_region_average(lake: Any, subject: str, region: str, nc_threshold: floa
     return {"values": values, "stimulus_id": wanted, "n_repeats": counts.astype(np.int16), "neuroid_coords": coords}
 
 
+def region_read_bytes(n_trials: int, chunk_width: int = 512) -> int:
+    """Transient bytes of :func:`read_region_average` beyond its result: the slab being averaged and
+    the prefetched one (float32, each with its compressed chunks in flight) and the float64 buffer."""
+    slab = n_trials * chunk_width * READ_CHUNK_COLUMNS * 4
+    return 2 * 2 * slab + n_trials * AVERAGE_COLUMNS * 8
+
+
 def feature_array(lake: Any, model: str, layer: str) -> tuple[zarr.Array, np.ndarray]:
     """The stored activations array of a feature set and its stimulus ids (stored order)."""
     from laion_lake.lake.features import features_path
@@ -167,4 +175,4 @@ def read_feature_rows(array: zarr.Array, rows: np.ndarray, columns: slice = slic
     return result
 
 
-__all__ = ["feature_array", "read_feature_rows", "read_region_average", "rows_of"]
+__all__ = ["feature_array", "read_feature_rows", "read_region_average", "region_read_bytes", "rows_of"]
