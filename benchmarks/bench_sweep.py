@@ -17,13 +17,19 @@ For each width, on a synthetic lake in the published layout, in one run:
     ``lake.features`` + ``lake.responses`` read, then ``RidgeCV(alphas, alpha_per_target=False)``
     fit and predict; only for widths up to ``--sklearn-max-width`` (it holds the whole
     stimuli x features block);
-- with ``--flow``, the same sweep through ``flows.score.score_flow`` on a 2-worker LocalCluster.
+- the unit's cold path part by part, both read routes in the same run (the lake's lazy readers
+  through Dask, the route before; Zarr directly, ``laion_lake.scoring.reads``, the route now);
+- with ``--flow``, the same sweep through ``flows.score.score_flow`` on a 2-worker LocalCluster;
+- the scaling line: 1, 2 and 4 models (same width, other random expansions) on a 2-worker
+  LocalCluster through ``laion_lake.dask.score``, against M x one model's summed unit time / 2 cores;
+- with ``--heavy``, width 8,192 in the sweep and one streamed 100,000-feature unit (``--wide-unit``).
 
 Usage::
 
-    python benchmarks/bench_sweep.py                       # small scale, all four widths
-    python benchmarks/bench_sweep.py --scale full --widths 128,1024   # real counts (slow)
-    python benchmarks/bench_sweep.py --flow                # also through the flow
+    python benchmarks/bench_sweep.py --scale full --flow          # real counts: 128 and 1,024, in process
+                                                                  # and through the flow, and the 1/2/4-model line
+    python benchmarks/bench_sweep.py --scale full --flow --heavy  # also 8,192 (the sweep) and 100,000 (one unit)
+    python benchmarks/bench_sweep.py --scale tiny --flow          # a smoke run (2 minutes)
 
 The synthetic widths are ``bench_w<width>/relu``: ReLU random expansions of the ground-truth
 latent (plus noise), written into the lake on first use.
@@ -56,7 +62,8 @@ def peak_rss() -> int:
     with open("/proc/self/status") as handle:
         line = next(x for x in handle if x.startswith("VmHWM:"))
     return int(line.split()[1]) * 1024
-DEFAULT_WIDTHS = (128, 1024, 8192, 100_000)
+DEFAULT_WIDTHS = (128, 1024)
+HEAVY_WIDTHS = (8192, 100_000)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -67,27 +74,36 @@ DEFAULT_WIDTHS = (128, 1024, 8192, 100_000)
 def ensure_lake(url: str, scale: str) -> None:
     from laion_lake.synthetic import make_lake
 
-    if not (Path(url) / "lake.json").exists():
+    from laion_lake.errors import LakeNotFoundError
+    from laion_lake.lake import open_lake
+
+    try:
+        if open_lake(url).subjects:
+            return
+    except (LakeNotFoundError, FileNotFoundError, ValueError):
+        pass
+    if True:
         print(f"writing the {scale} synthetic lake at {url} ...", flush=True)
         started = time.perf_counter()
         make_lake(url, scale=scale, seed=0)
         print(f"  written in {time.perf_counter() - started:.0f} s", flush=True)
 
 
-def ensure_width(url: str, width: int) -> tuple[str, str]:
-    """``bench_w<width>/relu``: relu(latent @ G + b + noise), float32, written once."""
+def ensure_width(url: str, width: int, copy: int = 0) -> tuple[str, str]:
+    """``bench_w<width>/relu``: relu(latent @ G + b + noise), float32, written once (``copy`` k > 0:
+    ``bench_w<width>_m<k>``, another random expansion: another "model" of the same width)."""
     import xarray as xr
 
     from laion_lake.lake import open_lake
 
     lake = open_lake(url)
-    model, layer = f"bench_w{width}", "relu"
+    model, layer = f"bench_w{width}" + (f"_m{copy}" if copy else ""), "relu"
     if (model, layer) in lake.feature_sets:
         return model, layer
     latent = lake.features("ground_truth", "latent")
     ids = latent["stimulus_id"].values
     Z = np.asarray(latent.values, dtype=np.float32)
-    rng = np.random.default_rng(width)
+    rng = np.random.default_rng(width + 1_000_003 * copy)
     X = np.empty((len(ids), width), dtype=np.float32)
     for start in range(0, width, 8192):
         stop = min(start + 8192, width)
@@ -177,6 +193,59 @@ def unit_class(unit) -> str:
     return "shared ridgecv" if unit.pool == "shared" else "per-subject ridgecv"
 
 
+
+def cold_parts(lake, work, specs) -> dict:
+    """The cold path of one unit, part by part, both routes in this run: the lake's lazy readers
+    through Dask (``lake.features(...).data.compute()``, ``lake.responses(...).data.compute()``, the
+    route before) against Zarr directly (``laion_lake.scoring.reads``, the route now), then the
+    unit warm (reads cached: decomposition, LOO sweep, scoring)."""
+    from threadpoolctl import threadpool_limits
+
+    from laion_lake.scoring.cache import process_cache, read_block
+    from laion_lake.scoring.reads import feature_array, read_feature_rows, rows_of
+    from laion_lake.scoring.units import run_unit
+
+    unit = work.unit
+    train, test = lake.split(unit.pool, unit.split_name)
+    ids = np.sort(np.concatenate([train, test]))
+    groups = sorted({(c.region, specs[c.benchmark_key].nc_threshold, specs[c.benchmark_key].nc_coord) for c in work.cells})
+    out: dict = {"regions": [g[0] for g in groups]}
+
+    def dask_route():
+        started = time.perf_counter()
+        lake.features(unit.model, unit.layer, ids).data.compute(scheduler="threads")
+        features = time.perf_counter() - started
+        regions = []
+        for region, threshold, coord in groups:
+            started = time.perf_counter()
+            lake.responses(unit.subject, region, None, nc_threshold=threshold, nc_coord=coord).data.compute(scheduler="threads")
+            regions.append(time.perf_counter() - started)
+        return features, regions
+
+    def zarr_route():
+        started = time.perf_counter()
+        array, stored = feature_array(lake, unit.model, unit.layer)
+        read_feature_rows(array, rows_of(stored, ids))
+        features = time.perf_counter() - started
+        regions = []
+        for region, threshold, coord in groups:
+            started = time.perf_counter()
+            read_block(lake, unit.subject, region, threshold, coord)
+            regions.append(time.perf_counter() - started)
+        return features, regions
+
+    zarr_route()  # first touches (imports, the subject's trial table): paid by neither side below
+    for name, route in (("dask", dask_route), ("zarr", zarr_route), ("dask2", dask_route), ("zarr2", zarr_route)):
+        out[name] = route()
+    with threadpool_limits(1):
+        process_cache().clear()
+        run_unit(lake, work, specs)
+        started = time.perf_counter()
+        run_unit(lake, work, specs)
+        out["compute"] = time.perf_counter() - started
+    return out
+
+
 def child(url: str, model: str, layer: str, workers: int, sklearn_max_width: int, n_sklearn_cells: int | None = None) -> dict:
     from threadpoolctl import threadpool_limits
 
@@ -193,7 +262,7 @@ def child(url: str, model: str, layer: str, workers: int, sklearn_max_width: int
     lake = open_lake(url)
     benchmarks = list_benchmarks()
     plan = plan_work([(model, layer)], benchmarks)
-    stated = check_memory(plan, 1 << 62, lake)
+    stated = check_memory(plan, 1 << 62, lake, concurrent_units=workers)
     per_class: dict[str, list[float]] = {}
     cells: dict[str, int] = {}
     real_run_unit = api.run_unit
@@ -229,6 +298,7 @@ def child(url: str, model: str, layer: str, workers: int, sklearn_max_width: int
         unit_wall_warm = time.perf_counter() - started
     train, test = lake.split(work.unit.pool, "tau")
     voxels = [r.n_voxels for r in results]
+    parts = cold_parts(lake, work, specs)
     with threadpool_limits(1):
         limit = limit_seconds(len(train), len(test), lake.features(model, layer).shape[1], voxels)
 
@@ -265,12 +335,18 @@ def child(url: str, model: str, layer: str, workers: int, sklearn_max_width: int
         "unit_wall_warm": unit_wall_warm,
         "limit": limit,
         "sklearn_cells": sklearn_cells,
+        "parts": parts,
+        "stated_process": stated.process_bytes,
     }
 
 
 def flow_sweep(url: str, model: str, layer: str) -> dict:
     """The same sweep through the score flow on a 2-worker LocalCluster (cluster start excluded)."""
     import logging
+    import tempfile
+
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-sweep-prefect-"))
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
     from distributed import Client, LocalCluster
 
@@ -287,11 +363,38 @@ def flow_sweep(url: str, model: str, layer: str) -> dict:
         with Client(cluster) as client:
             client.run(reset_peak_rss)
             started = time.perf_counter()
-            score_flow(url, [[model, layer]], list_benchmarks(), force=True, cluster={"address": cluster.scheduler_address})
+            score_flow(url, [f"{model}/{layer}"], list_benchmarks(), force=True, cluster={"address": cluster.scheduler_address})
             wall = time.perf_counter() - started
             return {"wall": wall, "peaks": sorted(client.run(peak_rss).values()), "bytes_read": sum(client.run(reads).values())}
     finally:
         cluster.close()
+
+
+def scaling(url: str, width: int, counts: tuple[int, ...] = (1, 2, 4)) -> list[dict]:
+    """M models' sweeps (M in ``counts``) on one 2-worker LocalCluster (1 thread each), through
+    ``laion_lake.dask.score`` (records written, ``force``): wall time against M x the summed unit
+    time of one model / 2 cores; each run on a fresh cluster (cold worker caches)."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    import laion_lake.dask as lake_dask
+    from laion_lake.benchmarks import list_benchmarks
+
+    models = [ensure_width(url, width, copy) for copy in range(max(counts))]
+    rows = []
+    for m in counts:
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="4GiB", dashboard_address=None, silence_logs=logging.WARNING)
+        try:
+            with Client(cluster) as client:
+                client.run(reset_peak_rss)
+                started = time.perf_counter()
+                out = lake_dask.score(url, [f"{a}/{b}" for a, b in models[:m]], list_benchmarks(), force=True, client=client)
+                wall = time.perf_counter() - started
+                rows.append({"models": m, "wall": wall, "units": out["units"], "peaks": sorted(client.run(peak_rss).values())})
+        finally:
+            cluster.close()
+    return rows
 
 
 def wide_unit_child(url: str, width: int, split: str, write_only: bool = False) -> dict:
@@ -362,6 +465,9 @@ def main() -> None:
     parser.add_argument("--sklearn-max-width", type=int, default=8192)
     parser.add_argument("--sklearn-cells", type=int, help="time scikit-learn on the unit's first N cells only (default all)")
     parser.add_argument("--flow", action="store_true", help="also run each sweep through the score flow on a LocalCluster")
+    parser.add_argument("--heavy", action="store_true", help="also widths 8,192 (the sweep) and 100,000 (one streamed unit, --wide-unit)")
+    parser.add_argument("--scaling", default="1,2,4", help="models per run of the 2-worker cluster scaling line ('' to skip)")
+    parser.add_argument("--scaling-width", type=int, default=128)
     parser.add_argument("--wide-unit", type=int, metavar="WIDTH", help="instead: one sub-01 per-subject unit at WIDTH features (streamed), peak RSS")
     parser.add_argument("--split", default="ood", help="split of the --wide-unit unit (ood: the largest train set)")
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "LAYER"), help=argparse.SUPPRESS)
@@ -391,7 +497,8 @@ def main() -> None:
         return
 
     ensure_lake(url, args.scale)
-    widths = [int(w) for w in args.widths.split(",")]
+    started_all = time.perf_counter()
+    widths = [int(w) for w in args.widths.split(",")] + (list(HEAVY_WIDTHS[:1]) if args.heavy else [])
     feature_sets = {w: ensure_width(url, w) for w in widths}
     print(f"lake {url} ({args.scale}); machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     rows, flows = [], {}
@@ -413,7 +520,19 @@ def main() -> None:
             f = flows[width]
             print(f"  flow (2 workers x 1 thread, LocalCluster up): wall {f['wall']:.1f} s; peak RSS per worker "
                   f"{', '.join(f'{p / MB:.0f}' for p in f['peaks'])} MB; bytes read {f['bytes_read'] / MB:.1f} MB", flush=True)
-    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    if args.scaling:
+        counts = tuple(int(m) for m in args.scaling.split(","))
+        per_model = next((sum(t for t, _, _ in r["per_class"].values()) for r in rows if r["width"] == args.scaling_width), None)
+        print(f"\nscaling, width {args.scaling_width}: models {counts} on a 2-worker LocalCluster (1 thread each), records written", flush=True)
+        for r in scaling(url, args.scaling_width, counts):
+            predicted = f"; M x unit time / 2 cores = {r['models'] * per_model / 2:.1f} s -> {r['wall'] / (r['models'] * per_model / 2):.2f}x" if per_model else ""
+            print(f"  {r['models']} model(s), {r['units']} units: wall {r['wall']:.1f} s{predicted}; peak RSS per worker "
+                  f"{', '.join(f'{p / MB:.0f}' for p in r['peaks'])} MB", flush=True)
+    if args.heavy:
+        command = [sys.executable, __file__, "--lake", url, "--wide-unit", str(HEAVY_WIDTHS[1]), "--split", args.split]
+        print(f"\nwidth {HEAVY_WIDTHS[1]} (one streamed unit):", flush=True)
+        subprocess.run(command, check=False)
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end; whole run {time.perf_counter() - started_all:.0f} s")
 
 
 def print_row(row: dict) -> None:
@@ -428,6 +547,16 @@ def print_row(row: dict) -> None:
     print(f"  unit {row['unit']} alone (n_train {n}, n_test {t}, voxels {voxels}): {row['unit_wall']:.2f} s;"
           f" limit (GEMMs + decomposition alone) {row['limit']:.2f} s -> {row['unit_wall'] / row['limit']:.2f}x the limit;"
           f" warm (reads cached) {row['unit_wall_warm']:.2f} s -> {row['unit_wall_warm'] / row['limit']:.2f}x")
+    parts = row["parts"]
+    for before, after in (("dask", "zarr"), ("dask2", "zarr2")):
+        (fb, rb), (fa, ra) = parts[before], parts[after]
+        print(f"  cold parts ({before.rstrip('2')} -> zarr): features {fb:.2f} -> {fa:.2f} s; responses "
+              + ", ".join(f"{r} {x:.2f} -> {y:.2f}" for r, x, y in zip(parts["regions"], rb, ra))
+              + f" s; reads total {fb + sum(rb):.2f} -> {fa + sum(ra):.2f} s ({(fb + sum(rb)) / (fa + sum(ra)):.2f}x)")
+    print(f"  warm unit (decomposition + LOO sweep + scoring) {parts['compute']:.2f} s")
+    print(f"  stated process peak ({row['workers']} unit slots): {row['stated_process'] / MB:.0f} MB"
+          f" = {row['stated_process'] / row['workers'] / MB:.0f} MB per slot; measured {row['peak_rss'] / MB:.0f} MB"
+          f" = {row['peak_rss'] / row['workers'] / MB:.0f} MB per slot")
     if row["sklearn_cells"]:
         ours = row["unit_wall"] / row["unit_cells"]
         theirs = float(np.mean(row["sklearn_cells"]))

@@ -9,14 +9,15 @@ the subject saw, and units take their rows from the cached block.
 Keys name what the block was computed from: the lake's URL, the subject's manifest entry (its
 store checksum: a replaced subject is never served stale), the region and the voxel filter
 (NC threshold and coordinate). Blocks are float32 as stored; the cache holds at most
-``LAION_LAKE_RESPONSE_CACHE_BYTES`` bytes (default 256 MiB), least recently used out first. A block
+``LAION_LAKE_RESPONSE_CACHE_BYTES`` bytes (default 384 MiB), least recently used out first. A block
 larger than the bound is returned but not kept. Threads of one process share the cache, and a
 block being read by one thread is waited for by the others, never read twice.
 
 Narrow feature sets (at most ``FEATURE_CACHE_MAX_SET_BYTES`` stored) are kept the same way, keyed
 by the feature set's manifest entry (its checksum); wide ones are streamed by each unit.
 
-Only the public Lake API is used (``lake.responses``, ``lake.manifest``, ``lake.url``).
+Blocks are read with Zarr directly from the lake's stores (:mod:`laion_lake.scoring.reads`:
+no Dask graph), bit-identical to ``lake.responses`` and ``lake.features``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_CACHE_BYTES = 256 * 2**20  # a full-scale subject's four headline regions are ~160 MB
+# a full-scale subject's four headline regions are ~110 MB (nc > 30): two unit slots on two
+# subjects, and a CKA ceiling's pass over every subject's region, fit without re-reads
+DEFAULT_CACHE_BYTES = 384 * 2**20
 CACHE_BYTES_ENV = "LAION_LAKE_RESPONSE_CACHE_BYTES"
 
 
@@ -142,21 +145,11 @@ def block_key(lake: Any, subject: str, region: str, nc_threshold: float | None, 
 
 
 def read_block(lake: Any, subject: str, region: str, nc_threshold: float | None, nc_coord: str) -> ResponseBlock:
-    """Read and repeat-average one region over every stimulus the subject saw."""
-    responses = lake.responses(subject, region, None, nc_threshold=nc_threshold, nc_coord=nc_coord)
-    values = np.asarray(responses.data.compute(scheduler="threads"))  # never through a cluster
-    coords = {
-        str(name): np.asarray(responses[name].values)
-        for name in responses.coords
-        if responses[name].dims == ("neuroid",)
-    }
-    coords.setdefault("neuroid", np.asarray(responses["neuroid"].values))
-    return ResponseBlock(
-        values=values,
-        stimulus_id=np.asarray(responses["stimulus_id"].values).astype(str),
-        n_repeats=np.asarray(responses["n_repeats"].values),
-        neuroid_coords=coords,
-    )
+    """Read and repeat-average one region over every stimulus the subject saw (Zarr directly, by
+    stored column chunks: :func:`laion_lake.scoring.reads.read_region_average`)."""
+    from laion_lake.scoring.reads import read_region_average
+
+    return ResponseBlock(**read_region_average(lake, subject, region, nc_threshold, nc_coord))
 
 
 _PROCESS_CACHE = ResponseCache()
@@ -227,16 +220,17 @@ def features_for(lake: Any, model: str, layer: str, stimulus_ids: np.ndarray, ca
 
     None means the set is wider than ``FEATURE_CACHE_MAX_SET_BYTES``: the caller streams it.
     """
-    activations = lake.features(model, layer)
-    if activations.nbytes > FEATURE_CACHE_MAX_SET_BYTES:
+    from laion_lake.scoring.reads import feature_array
+
+    entry = lake.feature_entry(model, layer)  # the lake's named error for an unknown set
+    if 4 * int(entry["n_stimuli"]) * int(entry["n_features"]) > FEATURE_CACHE_MAX_SET_BYTES:  # float32 as stored
         return None
     cache = cache or process_cache()
-    entry = lake.manifest.get("features", {}).get(f"{model}/{layer}")
     key = ("features", str(lake.url), model, layer, json.dumps(entry, sort_keys=True, default=str))
 
     def read() -> FeatureBlock:
-        ids = np.asarray(activations["stimulus_id"].values).astype(str)
-        return FeatureBlock(np.asarray(activations.data.compute(scheduler="threads")), ids, np.argsort(ids))
+        array, ids = feature_array(lake, model, layer)
+        return FeatureBlock(np.asarray(array[:]), ids, np.argsort(ids))
 
     block = cache.get_or_read(key, read)
     rows = block.rows(stimulus_ids)

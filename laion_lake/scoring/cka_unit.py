@@ -51,7 +51,9 @@ def model_gram(lake: Any, model: str, layer: str, ids: np.ndarray) -> UnbiasedGr
 
 def brain_gram(lake: Any, subject: str, spec: BenchmarkSpec, ids: np.ndarray) -> tuple[UnbiasedGram, int]:
     """(prepared Gram matrix, voxel count) of a subject's repeat-averaged responses in the spec's region."""
-    responses = lake.responses(subject, spec.region, ids, nc_threshold=spec.nc_threshold, nc_coord=spec.nc_coord)
+    from laion_lake.scoring.cache import responses_for  # read once per process, shared with the other units
+
+    responses = responses_for(lake, subject, spec.region, np.sort(ids), spec.nc_threshold, spec.nc_coord)
     Y = np.asarray(responses.values, dtype=np.float64)
     return UnbiasedGram.from_features(Y), int(Y.shape[1])
 

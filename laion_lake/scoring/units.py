@@ -35,6 +35,7 @@ from laion_lake.compute.correlation import pearson_r_per_column, representationa
 from laion_lake.compute.solvers import ConstantInputError, FeatureRangeError, NumericalInputError, decompose_train_features
 from laion_lake.scoring.cache import Responses, features_for, responses_for
 from laion_lake.scoring.plan import Cell, UnitWork, WorkUnit
+from laion_lake.scoring.reads import feature_array, read_feature_rows, rows_of
 
 # feature columns streamed per kernel GEMM step: bounds memory for very wide layers
 FEATURE_CHUNK_SIZE = 2048
@@ -143,21 +144,21 @@ def _check_voxels(responses: Responses, unit: WorkUnit, region: str, threshold: 
 
 
 class ColumnChunks:
-    """A lazy (rows x features) block read by column slices, each computed on a local thread pool.
+    """A lazy (rows x features) block of a stored feature array, read by column slices.
 
     What the streaming kernel and RDM builders read from: ``X[:, a:b]`` gives a numpy array, so no
     (stimuli x features) block of a wide layer is ever held whole. Reads are aligned to the
     store's feature chunks: the storage-chunk-wide block holding ``a:b`` is read once (float32,
     as stored) and kept until a slice outside it is asked for, so a solver streaming narrower
-    slices never reads a stored chunk twice. The reads never go through a Dask cluster the unit
-    may be running on (that would block the worker's thread).
+    slices never reads a stored chunk twice; only the row chunks holding one of ``rows`` are read
+    (Zarr directly, never through a Dask cluster the unit may be running on).
     """
 
-    def __init__(self, data: Any) -> None:
-        self.data = data
-        self.shape = data.shape
-        self.nbytes = data.nbytes
-        self._bounds = np.cumsum((0, *data.chunks[1]))
+    def __init__(self, array: Any, rows: np.ndarray) -> None:
+        self.array, self.row_index = array, np.asarray(rows)
+        self.shape = (len(self.row_index), int(array.shape[1]))
+        self.nbytes = self.shape[0] * self.shape[1] * array.dtype.itemsize
+        self._bounds = np.append(np.arange(0, self.shape[1], array.chunks[1]), self.shape[1])
         self._block: tuple[int, int, np.ndarray] | None = None
         self._views: list[RowsOf] = []
 
@@ -165,7 +166,7 @@ class ColumnChunks:
         index = int(np.searchsorted(self._bounds, column, side="right")) - 1
         start, stop = int(self._bounds[index]), int(self._bounds[index + 1])
         self._block = None  # free the previous block before reading the next
-        self._block = (start, stop, np.asarray(self.data[:, start:stop].compute(scheduler="threads")))
+        self._block = (start, stop, read_feature_rows(self.array, self.row_index, slice(start, stop)))
         return self._block
 
     def __getitem__(self, index: Any) -> Any:
@@ -206,10 +207,14 @@ def _features_block(lake: Any, unit: WorkUnit, ids: np.ndarray) -> Any:
     cached = features_for(lake, unit.model, unit.layer, ids)
     if cached is not None:
         return cached
-    features = lake.features(unit.model, unit.layer, ids).data
-    if features.nbytes <= IN_MEMORY_FEATURE_BYTES:
-        return np.asarray(features.compute(scheduler="threads"))
-    return ColumnChunks(features)
+    array, stored_ids = feature_array(lake, unit.model, unit.layer)
+    rows = rows_of(stored_ids, np.asarray(ids).astype(str))
+    if rows is None:
+        lake.features(unit.model, unit.layer, ids)  # raises the lake's named error
+        raise KeyError(f"stimuli missing from {unit.model}/{unit.layer}")
+    if len(rows) * array.shape[1] * array.dtype.itemsize <= IN_MEMORY_FEATURE_BYTES:
+        return read_feature_rows(array, rows)
+    return ColumnChunks(array, rows)
 
 
 def run_regression_unit(lake: Any, work: UnitWork, specs: Mapping[str, BenchmarkSpec]) -> list[CellResult]:

@@ -247,3 +247,20 @@ def test_non_finite_targets_are_refused_and_c_ordered_kernels_overwrite() -> Non
     Y_bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="column 1"):
         reference.ridgecv(Y_bad)
+
+
+def test_repeat_averager_is_bit_identical_to_average_rows_by_group():
+    from laion_lake.compute.averaging import RepeatAverager, average_rows_by_group
+
+    rng = np.random.default_rng(3)
+    group = rng.integers(0, 40, 300)
+    group[group == 7] = 8  # one empty group: NaN
+    averager = RepeatAverager(group, 40, 16)
+    for width in (16, 5, 1):
+        values = rng.standard_normal((300, 24), dtype=np.float32)[:, :width]  # a strided view too
+        expected = average_rows_by_group(values, group, 40)
+        np.testing.assert_array_equal(averager.average(values), expected)
+        out = np.empty((40, width), np.float32)
+        averager.average(values, out=out)
+        np.testing.assert_array_equal(out, expected)
+        assert np.isnan(out[7]).all()

@@ -64,14 +64,16 @@ def test_scores_and_voxel_r_are_bit_identical_for_1_2_and_3_workers(tiny_lake):
 
 def test_a_model_sweep_reads_each_subject_region_once(tiny_lake, monkeypatch):
     """Five benchmarks over 5 subjects make 18 units; each (subject, region, filter) is read once."""
+    import laion_lake.scoring.reads as reads_module
+
     reads = []
-    real = type(tiny_lake).responses
+    real = reads_module.read_region_average
 
-    def counting(self, subject, region, *args, **kwargs):
+    def counting(lake, subject, region, *args, **kwargs):
         reads.append((subject, region))
-        return real(self, subject, region, *args, **kwargs)
+        return real(lake, subject, region, *args, **kwargs)
 
-    monkeypatch.setattr(type(tiny_lake), "responses", counting)
+    monkeypatch.setattr(reads_module, "read_region_average", counting)
     process_cache().clear()
     score_many(tiny_lake, [("late_model", "fc6")], SWEEP, workers=2)
     assert sorted(reads) == sorted(set(reads))  # no block read twice
@@ -127,3 +129,38 @@ def test_check_memory_states_each_units_bytes_and_refuses_a_small_worker(tiny_la
         check_memory(plan, needs[biggest] - 1, tiny_lake)
     with pytest.raises(WorkerMemoryError, match="for 2 units at once"):
         check_memory(plan, needs[biggest], tiny_lake, concurrent_units=2)
+
+
+def test_direct_zarr_reads_equal_the_lakes_lazy_readers_bit_for_bit(tiny_lake):
+    """The unit's reads (Zarr directly, by stored chunks) give exactly lake.responses / lake.features."""
+    from laion_lake.errors import UnknownNameError
+    from laion_lake.scoring.cache import read_block
+    from laion_lake.scoring.reads import feature_array, read_feature_rows, rows_of
+
+    for subject, region, threshold in [("sub-01", "V1", 30.0), ("sub-03", "IT_full", None), ("sub-05", "IT", 10.0)]:
+        block = read_block(tiny_lake, subject, region, threshold, "nc_12rep")
+        lazy = tiny_lake.responses(subject, region, None, nc_threshold=threshold)
+        assert block.values.dtype == np.float32
+        np.testing.assert_array_equal(block.values, lazy.values)
+        np.testing.assert_array_equal(block.n_repeats, lazy["n_repeats"].values)
+        np.testing.assert_array_equal(block.stimulus_id, lazy["stimulus_id"].values)
+        np.testing.assert_array_equal(block.neuroid_coords["neuroid_id"], lazy["neuroid_id"].values)
+    with pytest.raises(UnknownNameError, match="noise-ceiling coordinate"):
+        read_block(tiny_lake, "sub-01", "V1", 30.0, "nc_nope")
+    array, ids = feature_array(tiny_lake, "late_model", "fc6")
+    wanted = np.random.default_rng(0).permutation(ids)[: len(ids) // 2]  # unsorted, a subset
+    np.testing.assert_array_equal(read_feature_rows(array, rows_of(ids, wanted), slice(3, 40)), tiny_lake.features("late_model", "fc6", wanted).values[:, 3:40])
+    assert rows_of(ids, np.array(["no-such-stimulus"])) is None
+
+
+def test_check_memory_states_the_process_figure_for_its_unit_slots(tiny_lake):
+    """Base and cache once, one solver per slot: 2 slots need less than twice one, more than one."""
+    from laion_lake.compute.solvers import BASE_PROCESS_BYTES
+    from laion_lake.scoring.plan import check_memory, plan_work
+
+    plan = plan_work([("late_model", "fc6")], SWEEP)
+    one = check_memory(plan, 1 << 40, tiny_lake)
+    two = check_memory(plan, 1 << 40, tiny_lake, concurrent_units=2)
+    assert one.process_bytes >= max(one.values()) and dict(one) == dict(two)
+    assert max(one.values()) < two.process_bytes < 2 * max(one.values()) - BASE_PROCESS_BYTES
+    assert two.concurrent_units == 2
