@@ -101,18 +101,23 @@ class _RegressionPart:
 
 
 @dataclass(frozen=True)
-class _CkaPart:
-    """One subject of a CKA benchmark: the Gram matrices of both models and of the subject (n x n)."""
+class _ImagePairsPart:
+    """One subject of a shared-image benchmark (RDM or CKA): an n x n matrix per model and the
+    subject's own, with the subject's ceiling; the subclass says how a draw of images is scored."""
 
     subject: str
     fold: int
-    grams: tuple[np.ndarray, np.ndarray]
+    models: tuple[np.ndarray, np.ndarray]
     brain: np.ndarray
     ceiling: float
 
     @property
     def n(self) -> int:
         return int(self.brain.shape[0])
+
+
+class _CkaPart(_ImagePairsPart):
+    """Gram matrices (n x n) of both models and of the subject."""
 
     def scores(self, spec: BenchmarkSpec, rows: np.ndarray) -> tuple[float, float]:
         # a stimulus drawn twice would pair with itself: those pairs are dropped like the diagonal
@@ -125,22 +130,11 @@ class _CkaPart:
             return UnbiasedGram.from_gram(sub, copy=False)
 
         L = resampled(self.brain)
-        return tuple(cka(resampled(K), L) / self.ceiling for K in self.grams)  # type: ignore[return-value]
+        return tuple(cka(resampled(K), L) / self.ceiling for K in self.models)  # type: ignore[return-value]
 
 
-@dataclass(frozen=True)
-class _RdmPart:
-    """One subject of an RDM benchmark: both models' RDMs and the subject's (n x n), and its ceiling."""
-
-    subject: str
-    fold: int
-    rdms: tuple[np.ndarray, np.ndarray]
-    brain: np.ndarray
-    ceiling: float
-
-    @property
-    def n(self) -> int:
-        return int(self.brain.shape[0])
+class _RdmPart(_ImagePairsPart):
+    """RDMs (n x n) of both models and of the subject."""
 
     def scores(self, spec: BenchmarkSpec, rows: np.ndarray) -> tuple[float, float]:
         # the drawn stimuli's upper triangle; a stimulus drawn twice would pair with itself (a
@@ -150,7 +144,7 @@ class _RdmPart:
         keep = i != j
         i, j = i[keep], j[keep]
         brain = self.brain[i, j]
-        return tuple(rdm_ceiled_score(spearman_r(rdm[i, j], brain), self.ceiling) for rdm in self.rdms)  # type: ignore[return-value]
+        return tuple(rdm_ceiled_score(spearman_r(rdm[i, j], brain), self.ceiling) for rdm in self.models)  # type: ignore[return-value]
 
 
 def _parse_feature_set(lake: Any, text: str | Sequence[str]) -> tuple[str, str]:
