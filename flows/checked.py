@@ -21,7 +21,9 @@ class CheckedFlow(Flow):
     """
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        bound = inspect.signature(self.fn).bind_partial(*args, **kwargs)
+        # Flow.__call__'s own keywords (return_state, wait_for) are not the flow's parameters
+        own = {k: v for k, v in kwargs.items() if k not in ("return_state", "wait_for")}
+        bound = inspect.signature(self.fn).bind_partial(*args, **own)
         require_no_credentials(bound.arguments.get("storage_options"))
         return super().__call__(*args, **kwargs)
 
