@@ -1,4 +1,4 @@
-"""Score one model on the 20 headline benchmarks with the ``score`` flow on a 2-worker Dask cluster;
+"""Score one model on the 24 leaderboard benchmarks with the ``score`` flow on a 2-worker Dask cluster;
 print the wall time, each worker's peak memory and the bytes each worker read from the lake.
 
 The lake is the synthetic one at full scale (real counts: 5 subjects x ~1 GB of betas), written

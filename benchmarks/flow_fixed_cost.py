@@ -58,7 +58,13 @@ def main() -> None:
             seconds, code, lines, output = run(args, env)
             results[name] = seconds
             print(f"{name:38s} {seconds:8.1f} {code:5d} {lines:6d}  {output.splitlines()[-1][:90] if output else ''}")
+        started = time.perf_counter()
+        version = subprocess.run([str(BIN / "laion-lake"), "--version"], capture_output=True, text=True).stdout.strip()
+        print(f"\n`laion-lake --version`: {version} in {time.perf_counter() - started:.2f} s")
         base = results["1 benchmark, --in-process"]
+        flow = results["1 benchmark, flow path --force"]
+        print(f"tiny-lake score, both in this run: flow path (--force) {flow:.1f} s, in-process {base:.1f} s, "
+              f"ratio {flow / base:.2f}x (target <= 3x); fresh PREFECT_HOME {results['1 benchmark, flow path (computes)'] / base:.2f}x")
         print(f"\nflow path / in-process: computes {results['1 benchmark, flow path (computes)'] / base:.2f}x, "
               f"all done {results['1 benchmark, flow path (all done)'] / base:.2f}x, --force {results['1 benchmark, flow path --force'] / base:.2f}x; "
               f"typo {results['typo, flow path'] / results['typo, --in-process']:.2f}x")  # fmt: skip

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 
 from flows.cluster import ClusterSettings
-from flows.run import check_request, run_plan
+from flows.run import check_request, checked_flow, run_plan
 from laion_lake.scoring.table import leaderboard_text as summary_table
 
 
-@flow(name="laion-lake-batch")
+@checked_flow("laion-lake-batch")
 def batch_flow(
     lake_url: str,
     models: list[str] | None = None,

@@ -201,7 +201,24 @@ def close_local(cluster: Any) -> None:
 
     with contextlib.suppress(Exception), Client(cluster, timeout="10s", set_as_default=False) as client:
         client.run(forget_prefect_api)
+    # The cluster's own close stops each nanny with distributed's default budget (Nanny.close(timeout=5):
+    # 4.0 s for the worker process to exit, then "Worker process still alive after 4.0 seconds,
+    # killing"). A worker that has imported Prefect and the scoring stack needs longer to exit on a
+    # loaded machine (interpreter teardown, Prefect's exit hooks), so the nannies are closed here first
+    # with a budget of their own; the cluster then finds them closed.
+    with contextlib.suppress(Exception):
+        cluster.sync(_close_workers, cluster, WORKER_CLOSE_SECONDS)
     cluster.close(timeout=30)
+
+
+WORKER_CLOSE_SECONDS = 30
+
+
+async def _close_workers(cluster: Any, timeout: float) -> None:
+    import asyncio
+
+    workers = [worker for worker in cluster.workers.values() if hasattr(worker, "close")]
+    await asyncio.gather(*(worker.close(timeout=timeout) for worker in workers), return_exceptions=True)
 
 
 def forget_prefect_api() -> None:

@@ -15,6 +15,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
+from flows.checked import checked_flow  # noqa: F401  (re-exported for flows.score/batch)
 from flows.cluster import ClusterSettings, api_for_workers, check_reachable, cluster_address, cluster_settings, drain_workers, quiet_logs, task_runner, transient_only
 from laion_lake.dask import Plan, UnitFailure, UnitProgress, UnitsFailedError, done_units, one_line, plan
 from laion_lake.preflight import public_storage_options, require_no_credentials

@@ -22,13 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
-
 from flows.cluster import ClusterSettings
-from flows.run import check_request, run_plan
+from flows.run import check_request, checked_flow, run_plan
 
 
-@flow(name="laion-lake-score")
+@checked_flow("laion-lake-score")
 def score_flow(
     lake_url: str,
     feature_sets: list[str] | None = None,

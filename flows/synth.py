@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger, task
+
+from flows.checked import checked_flow
 
 
 @task(name="make-lake", task_run_name="make {scale} lake at {lake_url}")
@@ -21,7 +23,7 @@ def make_synthetic_lake(lake_url: str, scale: str, seed: int, storage_options: d
     return {"lake_url": lake.url, "subjects": lake.subjects, "feature_sets": [list(fs) for fs in lake.feature_sets]}
 
 
-@flow(name="laion-lake-synth")
+@checked_flow("laion-lake-synth")
 def synth_flow(
     lake_url: str, scale: Literal["tiny", "small", "full"] = "small", seed: int = 0, storage_options: dict[str, Any] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:

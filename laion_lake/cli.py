@@ -9,6 +9,7 @@ found before anything starts; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -286,7 +287,38 @@ early in V4 and IT, and random_model/fc scores ~0. `laion-lake scores ./lake` pr
 the lake's records; `laion-lake score ./lake --model M --layer L` scores one feature set."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+# sub-command -> the module that registers it (tests/flows/test_cli_lazy.py checks the table against the modules)
+COMMAND_MODULES = {
+    "features": "laion_lake.features.cli",
+    "ingest": "laion_lake.ingest.cli",
+    "import-brainscore": "laion_lake.ingest.cli",
+    "log": "laion_lake.lake.cli",
+    "tag": "laion_lake.lake.cli",
+    "report": "laion_lake.report.cli",
+    "compare": "laion_lake.scoring.compare_cli",
+    "maps": "laion_lake.maps.cli",
+    "sweep": "laion_lake.models.cli",
+    "commit-layers": "laion_lake.models.cli",
+}
+CORE_COMMANDS = ("synth", "ls", "validate", "score", "batch", "scores", "demo")
+
+
+def _command_modules(command: str | None) -> list[str]:
+    """The modules to import for ``command``: none for a core command, its own, or all (help, unknown)."""
+    if command in CORE_COMMANDS:
+        return []
+    if command in COMMAND_MODULES:
+        return [COMMAND_MODULES[command]]
+    return list(dict.fromkeys(COMMAND_MODULES.values()))
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word that is not an option), or None."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI parser; with ``command``, only that sub-command's module is imported (None: all)."""
     parser = argparse.ArgumentParser(
         prog="laion-lake", description="Score vision models against LAION-fMRI, kept as a Zarr data lake.",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -344,21 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     scores.add_argument("--format", choices=("table", "csv", "json"), default="table")
     scores.set_defaults(run=cmd_scores)
 
-    from laion_lake.features.cli import add_commands as add_feature_commands
-    from laion_lake.ingest.cli import add_commands as add_ingest_commands
-    from laion_lake.lake.cli import add_commands as add_lake_commands
-    from laion_lake.maps.cli import add_commands as add_maps_commands
-    from laion_lake.report.cli import add_commands as add_report_commands
-    from laion_lake.scoring.compare_cli import add_commands as add_compare_commands
-    from laion_lake.models.cli import add_commands as add_model_commands
-
-    add_feature_commands(commands)
-    add_ingest_commands(commands)
-    add_lake_commands(commands)
-    add_report_commands(commands)
-    add_compare_commands(commands)
-    add_maps_commands(commands)
-    add_model_commands(commands)
+    # each other sub-command's module is imported only when it runs (or for --help): they pull in
+    # zarr, xarray, dask, prefect, so importing all of them made every command, --version too, pay ~4 s
+    for module in _command_modules(command):
+        importlib.import_module(module).add_commands(commands)
 
     demo = commands.add_parser("demo", help="the main job on the embedded default: build a small lake, score it, print a leaderboard")
     demo.add_argument("--lake", default="./lake", help="where to build the demo lake (default ./lake)")
@@ -387,22 +408,30 @@ def _one_line(error: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from laion_lake.dask import UnitsFailedError
-    from laion_lake.errors import LakeError
-    from storage_schemas import SchemaError
-
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(argv)
+    # no sub-command and no --help: only --version (or a usage error) can follow, which needs none of them
+    lean = command is None and not {"-h", "--help"} & set(argv)
+    args = build_parser("synth" if lean else command).parse_args(argv)
     try:
         return args.run(args)
-    except UnitsFailedError as error:
-        print(f"laion-lake {args.command}: {error}", file=sys.stderr)
-        return EXIT_FAILURE
-    except (LakeError, SchemaError, ValueError, FileNotFoundError) as error:
-        print(f"laion-lake {args.command}: error: {_one_line(error)}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as error:
+        # looked up here, not imported at the top: laion_lake.dask costs seconds, and a unit failure can
+        # only come from it once a command has imported it
+        units_failed = getattr(sys.modules.get("laion_lake.dask"), "UnitsFailedError", None)
+        if units_failed is not None and isinstance(error, units_failed):
+            print(f"laion-lake {args.command}: {error}", file=sys.stderr)
+            return EXIT_FAILURE
+        from laion_lake.errors import LakeError
+        from storage_schemas import SchemaError
+
+        if isinstance(error, (LakeError, SchemaError, ValueError, FileNotFoundError)):
+            print(f"laion-lake {args.command}: error: {_one_line(error)}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
 
 
 if __name__ == "__main__":

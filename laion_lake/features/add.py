@@ -152,7 +152,7 @@ def needed_stimuli(lake: Any, benchmark: Any) -> np.ndarray:
 
 
 def benchmark_coverage(lake: Any, stimulus_ids: Iterable[str], benchmarks: Iterable[Any] | None = None) -> dict[str, Coverage]:
-    """Per benchmark (default: the 20 headline ones), how many of its needed ids ``stimulus_ids`` lacks."""
+    """Per benchmark (default: the 24 leaderboard ones), how many of its needed ids ``stimulus_ids`` lacks."""
     from laion_lake.benchmarks import BenchmarkSpec, list_benchmarks
 
     have = np.asarray(list(stimulus_ids)).astype(str)
@@ -226,7 +226,7 @@ def add_features(
     storage_options : dict, optional
         fsspec options for reading ``path`` and ``ids_path`` (the lake has its own).
     benchmarks : iterable of str, optional
-        Benchmarks whose coverage is reported (default: the 20 headline ones).
+        Benchmarks whose coverage is reported (default: the 24 leaderboard ones).
     require_benchmarks : iterable of str
         Benchmarks the file must cover fully; a missing id is then an error, and nothing is written.
 

@@ -97,7 +97,7 @@ def add_commands(subparsers: Any) -> None:
     commit.add_argument("--model", required=True, help="the lake's model name, e.g. torchvision:resnet50@random-s0")
     commit.add_argument("--layers", help="candidate layers, comma-separated (default: every layer of the model in the lake)")
     commit.add_argument("--benchmark", action="append", help="regression benchmarks whose train sets commit (default the headline ones)")
-    commit.add_argument("--leaderboard-benchmark", action="append", help="benchmarks of the printed row (default the 20 headline ones)")
+    commit.add_argument("--leaderboard-benchmark", action="append", help="benchmarks of the printed row (default the 24 leaderboard ones)")
     commit.add_argument("--seed", type=int, default=0, help="seed of the commitment split")
     commit.set_defaults(run=cmd_commit_layers)
 

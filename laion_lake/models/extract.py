@@ -136,7 +136,7 @@ def provenance_difference(old: dict[str, Any], new: dict[str, Any]) -> list[str]
 
 
 def needed_ids(lake: Any, benchmarks: Iterable[str] | None) -> tuple[np.ndarray, str]:
-    """Every stimulus id the benchmarks read (default: the 20 headline ones), and a label for messages."""
+    """Every stimulus id the benchmarks read (default: the 24 leaderboard ones), and a label for messages."""
     from laion_lake.benchmarks import list_benchmarks
     from laion_lake.features.add import needed_stimuli
 
@@ -230,7 +230,7 @@ def extract_model_features(
     metadata : str, optional
         The ``.h5``'s metadata table (default ``task-images_metadata.csv`` beside it).
     benchmarks : iterable of str, optional
-        Whose stimuli to extract (default: the 20 headline benchmarks').
+        Whose stimuli to extract (default: the 24 leaderboard benchmarks').
     name : str, optional
         The lake's model name; default ``library:arch@weights`` (e.g. ``torchvision:alexnet@random-s0``).
     batch_size, device, seed, threads :

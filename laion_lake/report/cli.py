@@ -24,8 +24,13 @@ def gather_scores(args: argparse.Namespace, lake: Any) -> tuple[list[Any], str]:
         if not isinstance(records, list):
             raise ValueError(f"{args.scores_json}: expected a JSON list of score records")
         return records, f"score records from {args.scores_json}"
+    from laion_lake.errors import UnknownNameError
     from laion_lake.scoring.records import load_scores
 
+    known = sorted({model for model, _ in lake.feature_sets})
+    for model in args.models or []:  # a typo is named, with what exists, not "the lake holds no records"
+        if model not in known:
+            raise UnknownNameError("model", model, known, where=str(lake.url))
     # the lake's records are the default source once any exist (e.g. after `make demo`)
     recorded = [] if args.recompute else load_scores(lake)
     if args.from_records or recorded:

@@ -102,7 +102,7 @@ def plan_keys(feature_sets: Iterable[Sequence[str]], benchmarks: Iterable[str | 
     Parameters
     ----------
     feature_sets : iterable of (model, layer)
-    benchmarks : identifiers, keys or specs; default the 20 headline benchmarks
+    benchmarks : identifiers, keys or specs; default the 24 leaderboard benchmarks
     """
     specs = [b if isinstance(b, BenchmarkSpec) else load_benchmark(b) for b in (benchmarks or list_benchmarks())]
     plan = plan_work([FeatureSet(*fs) for fs in feature_sets], specs)

@@ -25,7 +25,7 @@ def leaderboard_text(rows: Sequence[Mapping[str, Any]]) -> str:
     rows : sequence of mappings with ``model``, ``layer``, ``benchmark``, ``value``, ``error``
         One per score (as the score flow or ``laion-lake scores`` produce them).
 
-    Benchmarks go down the side because there are many (20 headline) and feature sets few; the
+    Benchmarks go down the side because there are many (24 leaderboard cells) and feature sets few; the
     headline ones in SPEC order, then the others alphabetically.
     """
     if not rows:

@@ -50,3 +50,11 @@ def test_version_and_storage_options_must_be_an_object(lake_url: str, capsys: py
     with pytest.raises(SystemExit) as exit_:
         main(["ls", lake_url, "--storage-options", "[1,2]"])
     assert exit_.value.code == 2 and "must be a JSON object" in capsys.readouterr().err
+
+
+def test_report_unknown_model_names_what_exists(lake_url: str, tmp_path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["report", lake_url, "--models", "nope", "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [f"laion-lake report: error: unknown model 'nope' in {lake_url}; "
+                                "valid: 'early_model', 'ground_truth', 'late_model', 'random_model'"]  # fmt: skip
+    assert not (tmp_path / "report").exists()
