@@ -294,6 +294,7 @@ COMMAND_MODULES = {
     "import-brainscore": "laion_lake.ingest.cli",
     "log": "laion_lake.lake.cli",
     "tag": "laion_lake.lake.cli",
+    "gc": "laion_lake.lake.cli",
     "report": "laion_lake.report.cli",
     "compare": "laion_lake.scoring.compare_cli",
     "maps": "laion_lake.maps.cli",
