@@ -132,34 +132,35 @@ def synthetic_states():
 
 
 @pytest.mark.slow
-def test_killed_synth_overwrite(tmp_path, synthetic_states):
-    url = str(tmp_path / "lake")
-    assert run_until(writer("synth", url, None, 0), None) == "finished"
+def test_killed_synth_overwrite(lake_location, synthetic_states):
+    url, options = lake_location
+    assert run_until(writer("synth", url, options, 0), None) == "finished"
     # each run replaces the seed the lake holds (0 or 1) with the other one
-    other = lambda: 1 - lake_state(url, None)["seed"]  # noqa: E731
+    other = lambda: 1 - lake_state(url, options)["seed"]  # noqa: E731
     outcomes = _kill_series(
-        lambda k: writer("synth", url, None, other(), "--overwrite"),
+        lambda k: writer("synth", url, options, other(), "--overwrite"),
         lambda k, current: synthetic_states[1 - current["seed"]],
-        url, None, seed=13,
+        url, options, seed=13,
     )
 
 
 @pytest.mark.slow
-def test_killed_synth_of_a_new_lake(tmp_path, synthetic_states):
+def test_killed_synth_of_a_new_lake(lake_location, synthetic_states):
+    base, options = lake_location  # each run writes a new lake beside it: <base>-timed, <base>-1, ...
     empty = {"subjects": {}, "features": {}, "stimuli": None, "splits": None, "seed": None}
-    duration = _timed(writer("synth", str(tmp_path / "timed"), None, 0))
+    duration = _timed(writer("synth", f"{base}-timed", options, 0))
     outcomes: Counter = Counter()
     offsets, k = kill_offsets(duration, KILLS, seed=14), 0
     while offsets and k < 3 * KILLS:
         k += 1
         offset = offsets.pop(0)
-        url = str(tmp_path / f"lake-{k}")
-        how = run_until(writer("synth", url, None, 0), offset)
-        state = lake_state(url, None)
+        url = f"{base}-{k}"
+        how = run_until(writer("synth", url, options, 0), offset)
+        state = lake_state(url, options)
         assert state in (None, empty, synthetic_states[0]), f"kill {k} at {offset:.2f} s: a partial lake"
         outcomes[(how, "new" if state == synthetic_states[0] else "old")] += 1
         if how == "finished":
             offsets.insert(0, offset / 2)
-        assert_reads_right(url, None)
+        assert_reads_right(url, options)
     print(f"kill series: {k} runs over {duration:.2f} s -> {dict(outcomes)}")
     assert sum(n for (how, _), n in outcomes.items() if how == "killed") == KILLS
