@@ -201,6 +201,14 @@ def close_local(cluster: Any) -> None:
 
     with contextlib.suppress(Exception), Client(cluster, timeout="10s", set_as_default=False) as client:
         client.run(forget_prefect_api)
+        # a heartbeat in flight when the scheduler stops is a harmless race of the teardown, which
+        # distributed logs as an ERROR with a traceback: from here on only CRITICAL lines are wanted
+        client.run(silence_distributed)
+    with silenced_distributed():
+        _close_quietly(cluster)
+
+
+def _close_quietly(cluster: Any) -> None:
     # The cluster's own close stops each nanny with distributed's default budget (Nanny.close(timeout=5):
     # 4.0 s for the worker process to exit, then "Worker process still alive after 4.0 seconds,
     # killing"). A worker that has imported Prefect and the scoring stack needs longer to exit on a
@@ -212,6 +220,31 @@ def close_local(cluster: Any) -> None:
 
 
 WORKER_CLOSE_SECONDS = 30
+DISTRIBUTED_LOGGERS = ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.worker", "distributed.core",
+                       "distributed.comm", "distributed.batched", "distributed.http.proxy")  # fmt: skip
+
+
+def silence_distributed(names: tuple[str, ...] = DISTRIBUTED_LOGGERS) -> None:
+    """In a worker about to close: distributed logs only CRITICAL lines (teardown races are not errors)."""
+    for name in names:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@contextlib.contextmanager
+def silenced_distributed() -> Iterator[None]:
+    """:func:`silence_distributed` in this process (the local scheduler's) for the duration, then restored.
+
+    The nannies' logger stays as it was: "Worker process still alive" is a real teardown defect.
+    """
+    names = tuple(name for name in DISTRIBUTED_LOGGERS if name != "distributed.nanny")
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    silence_distributed(names)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 async def _close_workers(cluster: Any, timeout: float) -> None:
