@@ -13,10 +13,11 @@ import importlib
 import json
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-from laion_lake.cli_common import add_lake_argument
+from laion_lake.cli_common import add_lake_argument, exit_without_finalizing
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_CODES = """exit codes:
@@ -435,5 +436,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
+def run() -> NoReturn:
+    """The console script: :func:`main`, then exit without interpreter finalization (see its reason)."""
+    try:
+        code = main()
+    except SystemExit as stop:  # argparse's --help, --version and usage errors
+        if stop.code is None or isinstance(stop.code, int):
+            code = stop.code or EXIT_OK
+        else:
+            print(stop.code, file=sys.stderr)
+            code = EXIT_FAILURE
+    except BaseException:  # what CPython would print and return for an uncaught exception
+        traceback.print_exc()
+        code = EXIT_FAILURE
+    exit_without_finalizing(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
-from typing import Any
+import os
+import sys
+import threading
+from typing import Any, NoReturn
 
 
 def json_options(text: str | None) -> dict[str, Any] | None:
@@ -30,3 +34,25 @@ def add_lake_argument(parser: argparse.ArgumentParser, positional: bool = True) 
         default=None,
         help='fsspec options of the lake as JSON, e.g. \'{"endpoint_url": "http://127.0.0.1:9000"}\'',
     )
+
+
+def exit_without_finalizing(code: int) -> NoReturn:
+    """End the process with ``code`` once output is flushed and exit hooks ran, skipping finalization.
+
+    Icechunk's Rust threads can still ask for the GIL while CPython finalizes; CPython then ends
+    such a thread with ``pthread_exit``, whose forced unwind Rust (1.84+) turns into ``FATAL:
+    exception not rethrown`` and SIGABRT: a command whose commit had landed exited -6 (rust-lang
+    issue 135929). The work is done by then, so everything finalization would do that matters is
+    done here by hand, in CPython's own order: join non-daemon threads (and the hooks
+    ``concurrent.futures`` registers for that), run ``atexit`` (logging, Prefect, Dask), flush.
+    """
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]  # what Py_FinalizeEx calls first
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe or stream: nothing left to say
+                pass
+        os._exit(code)
