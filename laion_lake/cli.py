@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from laion_lake.cli_common import add_lake_argument, exit_without_finalizing
+from laion_lake.cli_common import EXIT_BROKEN_PIPE, add_lake_argument, exit_without_finalizing
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_CODES = """exit codes:
@@ -446,6 +447,11 @@ def run() -> NoReturn:
         else:
             print(stop.code, file=sys.stderr)
             code = EXIT_FAILURE
+    except BrokenPipeError:
+        # the reader went away (`laion-lake log LAKE | head`): stop quietly, as git does, with
+        # stdout pointed at /dev/null so the final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
     except BaseException:  # what CPython would print and return for an uncaught exception
         traceback.print_exc()
         code = EXIT_FAILURE

@@ -10,6 +10,8 @@ import sys
 import threading
 from typing import Any, NoReturn
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
+
 
 def json_options(text: str | None) -> dict[str, Any] | None:
     """Parse ``--storage-options`` JSON (None when empty)."""
@@ -53,6 +55,8 @@ def exit_without_finalizing(code: int) -> NoReturn:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
-            except (OSError, ValueError):  # a closed pipe or stream: nothing left to say
+            except BrokenPipeError:  # the reader left before the last buffered lines: as a shell reports it
+                code = code or EXIT_BROKEN_PIPE
+            except (OSError, ValueError):  # a closed stream: nothing left to say
                 pass
         os._exit(code)

@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from laion_lake.errors import describe_ids
-from laion_lake.lake.features import SCHEMA, features_path
+from laion_lake.lake.features import SCHEMA, feature_key, features_path
 import zarr
 
 from laion_lake.lake.zarr_io import COMPLETE_ATTR, ENTRY_ATTR, checksum_header, prepare_store, update_checksum, write_dataset_group
@@ -168,7 +168,7 @@ def write_feature_streams(lake: Any, writers: Sequence[FeatureStreamWriter], fil
             attrs = {**writer.finish(), ENTRY_ATTR: writer.manifest_entry(), COMPLETE_ATTR: True}
             zarr.open_group(session.store, path=writer.relative, mode="a").attrs.update(attrs)
 
-    names = ", ".join(f"{w.model}/{w.layer}" for w in writers)
+    names = ", ".join(feature_key(w.model, w.layer) for w in writers)  # escaped: one message per key
     lake.storage.write(f"features {names} (streamed){' (overwrite)' if overwrite else ''}", change)
     lake.refresh()
 

@@ -114,7 +114,7 @@ def write_features(
         attrs = {"schema": SCHEMA, "schema_version": latest_version(SCHEMA), "checksum": checksum, ENTRY_ATTR: entry}
         return attrs if provenance is None else {**attrs, "provenance": dict(provenance)}
 
-    write_store(storage, relative, write_groups, overwrite=overwrite, message=f"features {model}/{layer}{' (overwrite)' if overwrite else ''}")
+    write_store(storage, relative, write_groups, overwrite=overwrite, message=f"features {feature_key(model, layer)}{' (overwrite)' if overwrite else ''}")
     return entry
 
 

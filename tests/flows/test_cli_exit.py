@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -42,3 +43,16 @@ def test_the_installed_script_is_run() -> None:
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["scripts"]["laion-lake"] == "laion_lake.cli:run"
+
+
+def test_a_reader_that_left_ends_quietly_with_141() -> None:
+    # `laion-lake log LAKE | head`: stdout's reader is gone before the command writes its 50 kB
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with open(write_end, "wb") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-c", "from laion_lake import cli; cli.main = lambda: print('line\\n' * 10_000) or 0; cli.run()"],
+            cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120,
+        )
+    assert done.returncode == 141
+    assert done.stderr == ""
