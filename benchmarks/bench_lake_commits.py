@@ -18,6 +18,7 @@ It prints ms per operation and the ratio commit / JSON, i.e. the overhead of rec
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -89,6 +90,7 @@ def main() -> None:
     import s3fs
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log would bury the table
     folder = tempfile.mkdtemp(prefix="bench-commits-")
 
     def local_json(k: int, doc: dict) -> None:
