@@ -79,12 +79,30 @@ def module_lake_location(request: pytest.FixtureRequest, tmp_path_factory: pytes
     return new_s3_lake_url(request.getfixturevalue("s3_endpoint"))
 
 
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Prefect stops its temporary API server at interpreter exit and logs a line to a stream pytest
-    has closed by then; don't print a traceback for that line after the test summary."""
+    """End pytest with its exit status without interpreter finalization, as the console script does.
+
+    Icechunk's Rust threads can abort a finalizing interpreter (SIGABRT; see
+    ``laion_lake.cli_common.exit_without_finalizing``): a green run would then fail CI. The summary
+    is printed by now; exit hooks (Prefect stopping its temporary API server, logging) still run.
+    """
     import logging
 
+    # Prefect's server logs a line at exit to a stream pytest has closed by then: no traceback for it
     logging.raiseExceptions = False
+    if _EXIT_STATUS in config.stash:
+        from laion_lake.cli_common import exit_without_finalizing
+
+        exit_without_finalizing(config.stash[_EXIT_STATUS])
 
 
 @pytest.fixture(autouse=True)
