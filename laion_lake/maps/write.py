@@ -103,7 +103,10 @@ def draw_map(image: Any, background: Any, path: Path, title: str, diff: bool = F
     vmax = float(np.nanmax(np.abs(data))) or 1.0
     display = plotting.plot_stat_map(image, bg_img=background, cut_coords=tuple(cut), display_mode="ortho", colorbar=True,
                                      cmap="RdBu_r" if diff else "cold_hot", vmax=vmax, title=title, draw_cross=False,
-                                     black_bg=False, dim=0, threshold=1e-6)
+                                     black_bg=False, dim=0, threshold=1e-6,
+                                     # 0 at the colour bar's centre: on an all-positive map nilearn would
+                                     # otherwise spread cold_hot over 0..vmax and draw low positive r blue
+                                     symmetric_cbar=True)
     display.savefig(str(path), dpi=110)
     display.close()
     pyplot.close("all")
