@@ -3,7 +3,7 @@
 Exit codes: 0 success; 1 a failure of the work itself (a work unit failed on a worker: the summary
 names each unit as model/layer/subject/pool/split); 2 bad usage or bad input (a missing lake, an
 unknown feature set, benchmark or subject, a bad cluster setting, a file that fails validation),
-found before anything starts; 130 interrupted.
+found before anything starts; 130 interrupted; 141 the output's reader went away.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ EXIT_CODES = """exit codes:
   0    success
   1    a failure of the work itself: the summary names each failed unit (model/layer/subject/pool/split)
   2    bad usage or bad input (unknown lake, feature set, benchmark, subject, setting), found before anything starts
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C)
+  141  the reader of the output went away (`laion-lake log LAKE | head`)"""
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Arguments shared by every ``laion-lake`` sub-command (the lake URL and its fsspec options)."""
+"""What every ``laion-lake`` sub-command shares: the lake URL and its fsspec options, and how the process ends."""
 
 from __future__ import annotations
 
