@@ -323,9 +323,13 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The CLI parser; with ``command``, only that sub-command's module is imported (None: all)."""
+    description = "Score vision models against LAION-fMRI, kept as a Zarr data lake."
+    if command is None:  # the full help (every module is imported for it anyway): name the aliases too
+        from laion_lake.benchmarks import aliases_text
+
+        description += f"\n\n{aliases_text()}."
     parser = argparse.ArgumentParser(
-        prog="laion-lake", description="Score vision models against LAION-fMRI, kept as a Zarr data lake.",
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="laion-lake", description=description, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -34,3 +34,7 @@ def test_help_still_lists_every_command() -> None:
     text = cli.build_parser().format_help()
     for command in [*cli.CORE_COMMANDS, *cli.COMMAND_MODULES]:
         assert command in text
+    # the top-level help names Brain-Score's family aliases, from the one table of them
+    from laion_lake.benchmarks import FAMILY_ALIASES
+
+    assert all(f"{alias}.* = {canonical}.*" in text for alias, canonical in FAMILY_ALIASES.items())
