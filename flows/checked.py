@@ -11,8 +11,12 @@ from prefect import Flow
 from laion_lake.preflight import require_no_credentials
 
 
+# the parameters that hold fsspec options: the lake's, and an ingest source's
+CREDENTIAL_FREE = ("storage_options", "source_storage_options")
+
+
 class CheckedFlow(Flow):
-    """A flow that refuses credentials in ``storage_options`` before a flow run exists.
+    """A flow that refuses credentials in its storage options (``CREDENTIAL_FREE``) before a flow run exists.
 
     Prefect stores a flow run's parameters in its database when it creates the run, before the flow
     body (and its pre-flight) runs, so a direct ``score_flow(..., storage_options={"secret": ...})``
@@ -24,7 +28,8 @@ class CheckedFlow(Flow):
         # Flow.__call__'s own keywords (return_state, wait_for) are not the flow's parameters
         own = {k: v for k, v in kwargs.items() if k not in ("return_state", "wait_for")}
         bound = inspect.signature(self.fn).bind_partial(*args, **own)
-        require_no_credentials(bound.arguments.get("storage_options"))
+        for name in CREDENTIAL_FREE:
+            require_no_credentials(bound.arguments.get(name), where=name)
         return super().__call__(*args, **kwargs)
 
 

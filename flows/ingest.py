@@ -18,25 +18,23 @@ The same steps as :func:`laion_lake.ingest.ingest_release`, which runs them one 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 
-from flows.cluster import api_for_workers, quiet_logs, task_runner
+from flows.checked import checked_flow
+from flows.cluster import ClusterSettings, api_for_workers, check_reachable, cluster_settings, quiet_logs, task_runner, transient_only
+from laion_lake.ingest.layout import ReleaseLayout
+from laion_lake.ingest.release import release_subjects
+from laion_lake.ingest.voxels import SCOPES
 from laion_lake.scoring.runner import local_dask_reads
 
-RETRIES, RETRY_DELAY_SECONDS = 2, 5
-
-
-@task(name="release-subjects")
-def release_subjects(src: str, source_storage_options: dict | None = None) -> list[str]:
-    from laion_lake.ingest import ReleaseLayout
-
-    return ReleaseLayout(src, source_storage_options).subjects()
+# a failed subject task is retried only when its error is transient (storage, network), never on bad data
+RETRIES = {"retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": transient_only}
 
 
 # ingestion imports nibabel (the ``ingest`` extra) only inside the tasks: scoring does not need it
-@task(name="ingest-subject", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS, task_run_name="ingest {subject}")
+@task(name="ingest-subject", task_run_name="ingest {subject}", **RETRIES)
 def ingest_one_subject(
     src: str, lake_url: str, subject: str, storage_options: dict | None, scope: str, overwrite: bool, source_storage_options: dict | None = None
 ) -> dict[str, Any]:
@@ -51,7 +49,7 @@ def ingest_one_subject(
     return report.to_dict()
 
 
-@task(name="finalize-ingest", retries=RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS)
+@task(name="finalize-ingest", **RETRIES)
 def finalize(lake_url: str, storage_options: dict | None, subjects: list[str], splits_dir: str | None) -> dict[str, Any]:
     from laion_lake.ingest import finalize_ingest
 
@@ -84,68 +82,57 @@ def _verify_on_cluster(
     return {subject: run.result() for subject, run in zip(subjects, runs)}
 
 
-@flow(name="laion-lake-ingest")
+@checked_flow("laion-lake-ingest")
 def ingest_flow(
     src: str,
     lake_url: str,
     subjects: list[str] | None = None,
-    storage_options: dict | None = None,
-    scope: str = "rois",
+    storage_options: dict[str, Any] | None = None,
+    scope: Literal[SCOPES] = "rois",  # type: ignore[valid-type]  # ("rois", "brain"), from the one table
     overwrite: bool = False,
     verify: bool = False,
-    cluster: dict | None = None,
+    cluster: ClusterSettings | None = None,
     splits_dir: str | None = None,
-    source_storage_options: dict | None = None,
+    source_storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Ingest a LAION-fMRI release into the lake, one Dask task per subject.
 
-    Parameters
-    ----------
-    src : str
-        Release root (holds ``derivatives/``; see docs/release-format.md): a local folder every
-        Dask worker can read, or a bucket such as ``s3://BUCKET/PREFIX``.
-    lake_url : str
-        The lake (local path, ``s3://...``); created if absent.
-    subjects : list of str, optional
-        Default: every ``sub-XX`` of the release.
-    storage_options : dict, optional
-        fsspec options of the lake.
-    scope : {"rois", "brain"}
-        The visual ROIs, or every brain-mask voxel.
-    overwrite : bool
-        Rewrite complete subject stores (otherwise they are skipped, and interrupted ones resume).
-    verify : bool
-        After ingesting, check the lake against the source independently of the ingest code.
-    cluster : dict, optional
-        Where the subject tasks run (see :mod:`flows.cluster`); default a local cluster.
-    splits_dir : str, optional
-        Split JSONs (``<pool>/<name>.json``) to write instead of the published ones shipped with
-        laion-lake (the default).
-    source_storage_options : dict, optional
-        fsspec options of ``src``, e.g. ``{"anon": True}`` for the public bucket.
+    The release's subjects, the cluster settings and the absence of credentials in both storage
+    options are checked in the flow's process before any cluster starts: a bad input is one line.
 
-    Returns
-    -------
-    dict
-        ``subjects`` (subject -> its ingest report), ``lake`` (``finalize_ingest``'s summary:
-        subjects, n_stimuli, pools) and ``differences`` (subject -> differences, with ``verify``).
+    Args:
+        src: Release root holding derivatives/ (docs/release-format.md): a local folder every Dask worker can read, or s3://BUCKET/PREFIX.
+        lake_url: The lake: a local path or s3://bucket/prefix; created if absent.
+        subjects: Subjects such as sub-01; default every sub-XX folder of the release.
+        storage_options: fsspec options of the lake without credentials (e.g. endpoint_url, profile); workers read credentials from their environment.
+        scope: rois (the visual ROIs) or brain (every brain-mask voxel).
+        overwrite: Rewrite complete subject stores; otherwise they are skipped and interrupted ones resume.
+        verify: After ingesting, check the lake against the source independently of the ingest code.
+        cluster: Where the subject tasks run; default DASK_SCHEDULER_ADDRESS, else a local cluster.
+        splits_dir: Folder of split JSONs (<pool>/<name>.json) to write instead of the published ones shipped with laion-lake.
+        source_storage_options: fsspec options of src without credentials, e.g. {"anon": true} for the public bucket.
+
+    Returns:
+        ``subjects`` (subject -> its ingest report), ``lake`` (subjects, n_stimuli, pools) and
+        ``differences`` (subject -> differences from the source, with ``verify``).
     """
     quiet_logs()
     if "://" not in src:  # workers may run elsewhere: give them an absolute path
         src = str(Path(src).expanduser().resolve())
-    if subjects is None:
-        subjects = release_subjects(src, source_storage_options)
-    runner = task_runner(cluster)
+    settings = cluster_settings(cluster)
+    subjects = release_subjects(ReleaseLayout(src, source_storage_options), subjects)
+    check_reachable(settings)
+    runner = task_runner(settings)
     with api_for_workers():
         reports = _ingest_on_cluster.with_options(task_runner=runner)(
-            src, lake_url, list(subjects), storage_options, scope, overwrite, source_storage_options
+            src, lake_url, subjects, storage_options, scope, overwrite, source_storage_options
         )  # fmt: skip
-    summary = finalize(lake_url, storage_options, list(subjects), splits_dir)
+    summary = finalize(lake_url, storage_options, subjects, splits_dir)
     differences = None
     if verify:
         with api_for_workers():
-            differences = _verify_on_cluster.with_options(task_runner=task_runner(cluster))(
-                src, lake_url, list(subjects), storage_options, source_storage_options
+            differences = _verify_on_cluster.with_options(task_runner=task_runner(settings))(
+                src, lake_url, subjects, storage_options, source_storage_options
             )  # fmt: skip
     get_run_logger().info(
         "ingested %d subject(s) into %s: %d stimuli, pools %s%s",

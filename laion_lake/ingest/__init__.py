@@ -12,7 +12,7 @@
 from laion_lake.ingest.brainscore import import_brainscore_assembly
 from laion_lake.ingest.catalog import finalize_ingest
 from laion_lake.ingest.layout import IngestError, ReleaseLayout
-from laion_lake.ingest.release import IngestReport, SubjectReport, ingest_release, ingest_subject, verify_release
+from laion_lake.ingest.release import IngestReport, SubjectReport, ingest_release, ingest_subject, release_subjects, verify_release
 
 __all__ = [
     "IngestError",
@@ -23,6 +23,7 @@ __all__ = [
     "import_brainscore_assembly",
     "ingest_release",
     "ingest_subject",
+    "release_subjects",
     "verify_release",
 ]
 

@@ -201,6 +201,22 @@ def _blocks(plan: SubjectPlan) -> list[TrialBlock]:
     ]
 
 
+def release_subjects(layout: ReleaseLayout, subjects: Iterable[str] | None = None) -> list[str]:
+    """``subjects`` checked against the release's ``sub-XX`` folders (default: all of them).
+
+    Raises
+    ------
+    IngestError
+        One line naming the release folder and the subjects it lacks, with the ones it has.
+    """
+    available = layout.subjects()
+    wanted = list(subjects) if subjects is not None else available
+    unknown = [s for s in wanted if s not in available]
+    if unknown:
+        raise IngestError(f"{layout.betas_root}: no folder for subject(s) {unknown} (release has {', '.join(available) or 'none'})")
+    return wanted
+
+
 def ingest_release(
     src: str | Path,
     lake_url: str,
@@ -222,11 +238,7 @@ def ingest_release(
     subject resumes where it stopped.
     """
     layout = ReleaseLayout(src, source_storage_options)
-    available = layout.subjects()
-    wanted = list(subjects) if subjects is not None else available
-    unknown = [s for s in wanted if s not in available]
-    if unknown:
-        raise IngestError(f"{layout.betas_root}: no folder for subject(s) {unknown} (release has {', '.join(available) or 'none'})")
+    wanted = release_subjects(layout, subjects)
     report = IngestReport(create_lake(lake_url, storage_options).url)
     for subject in wanted:
         report.subjects[subject] = ingest_subject(

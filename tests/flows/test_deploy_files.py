@@ -177,10 +177,9 @@ def test_parameter_schema_is_typed_and_described(prefect_yaml: dict[str, Any], n
     deployment = next(d for d in prefect_yaml["deployments"] if d["name"] == name)
     schema = load_entrypoint(deployment["entrypoint"]).parameters.model_dump()
     properties = schema["properties"]
-    if name in ("score", "batch", "synth"):
-        undescribed = [p for p, spec in properties.items() if not spec.get("description")]
-        assert not undescribed, f"{name}: parameters without a description: {undescribed}"
-        assert schema["required"] == ["lake_url"]
+    undescribed = [p for p, spec in properties.items() if not spec.get("description")]
+    assert not undescribed, f"{name}: parameters without a description: {undescribed}"
+    assert schema["required"] == (["src", "lake_url"] if name == "ingest" else ["lake_url"])
     if name in ("score", "batch"):
         feature_sets = properties["feature_sets" if name == "score" else "models"]
         assert {"type": "array", "items": {"type": "string"}} in feature_sets["anyOf"]  # "model/layer", one spelling
@@ -188,6 +187,9 @@ def test_parameter_schema_is_typed_and_described(prefect_yaml: dict[str, Any], n
         assert cluster["workers"]["minimum"] == 1 and all(spec.get("description") for spec in cluster.values())
     if name == "synth":
         assert properties["scale"]["enum"] == ["tiny", "small", "full"]
+    if name == "ingest":
+        assert properties["scope"]["enum"] == ["rois", "brain"]
+        assert "ClusterSettings" in schema["definitions"]
 
 
 # -- Kubernetes -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""A direct ``score_flow(...)`` call with credentials is refused before Prefect stores its parameters
+"""A direct ``score_flow(...)`` (``batch_flow``, ``ingest_flow``) call with credentials is refused before Prefect stores its parameters
 (issue #11 item 4): the Prefect database, grepped afterwards, holds the other run but not the secret."""
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ SECRET = "sekr1t-4e1c9b"
 
 SCRIPT = textwrap.dedent(f"""
     from flows.batch import batch_flow
+    from flows.ingest import ingest_flow
     from flows.score import score_flow
     from laion_lake.preflight import PreflightError
 
     for call in (lambda: score_flow("{{lake}}", storage_options={{"key": "AKIA-x", "secret": "{SECRET}"}}),
-                 lambda: batch_flow("{{lake}}", None, None, {{"secret": "{SECRET}"}})):
+                 lambda: batch_flow("{{lake}}", None, None, {{"secret": "{SECRET}"}}),
+                 lambda: ingest_flow("{{lake}}-src", "{{lake}}", source_storage_options={{"secret": "{SECRET}"}})):
         try:
             call()
         except PreflightError as error:
@@ -41,6 +43,7 @@ def test_credentials_refused_before_prefect_records_them(tmp_path: Path) -> None
     result = subprocess.run([sys.executable, "-c", SCRIPT.replace("{lake}", lake)], env=env, capture_output=True,
                             text=True, timeout=240, cwd=Path(__file__).parents[2])  # fmt: skip
     assert result.stdout.count("refused: storage_options holds credential(s)") == 2, result.stdout + result.stderr
+    assert result.stdout.count("refused: source_storage_options holds credential") == 1, result.stdout + result.stderr
     assert "failed: FAILED" in result.stdout, result.stdout + result.stderr
     stored = b"".join(path.read_bytes() for path in home.rglob("*") if path.is_file())
     if f"{lake}-not-there".encode() not in stored:

@@ -50,3 +50,18 @@ def test_ingest_flow_fans_out_subjects_and_equals_ingest_release(tmp_path: Path)
 
     again = ingest_flow(str(src), url, subjects=["sub-03"], cluster=CLUSTER)
     assert again["subjects"]["sub-03"]["status"] == "already in the lake"
+
+
+def test_ingest_flow_checks_subjects_before_any_cluster(tmp_path: Path) -> None:
+    """A subject the release lacks is one line naming the release folder, before any task or cluster:
+    nothing is written (the lake is created by the first subject task)."""
+    from laion_lake.ingest import IngestError
+    from tests.ingest import release_factory as factory
+
+    src = tmp_path / "src"
+    factory.write_release(src)
+    with pytest.raises(IngestError, match=r"glmsingle-tedana: no folder for subject\(s\) \['sub-99'\] \(release has sub-"):
+        ingest_flow(str(src), str(tmp_path / "lake"), subjects=["sub-99"], cluster=CLUSTER)
+    with pytest.raises(Exception, match=r"cluster\.workers: Input should be greater than or equal to 1"):  # Prefect checks the typed parameter
+        ingest_flow(str(src), str(tmp_path / "lake"), cluster={"workers": 0})
+    assert not (tmp_path / "lake").exists()
