@@ -14,11 +14,12 @@ For each width, on a synthetic lake in the published layout, in one run:
   - the machine's limit: the unit's GEMMs and decomposition (the same BLAS/LAPACK calls on arrays
     of the same shapes, data in memory), timed alone;
   - read-then-scikit-learn per cell (the reference's route): for each of the unit's cells,
-    ``lake.features`` + ``lake.responses`` read, then ``RidgeCV(alphas, alpha_per_target=False)``
+    ``lake.features`` read and the region's trial-level betas read and repeat-averaged, then ``RidgeCV(alphas, alpha_per_target=False)``
     fit and predict; only for widths up to ``--sklearn-max-width`` (it holds the whole
     stimuli x features block);
-- the unit's cold path part by part, both read routes in the same run (the lake's lazy readers
-  through Dask, the route before; Zarr directly, ``laion_lake.scoring.reads``, the route now);
+- the unit's cold reads part by part, both response routes in the same run (every trial read and
+  repeat-averaged at read time, the route before; the repeat means stored with the betas,
+  ``laion_lake.lake.averages``, the route now);
 - with ``--flow``, the same sweep through ``flows.score.score_flow`` on a 2-worker LocalCluster;
 - the scaling line: 1, 2 and 4 models (same width, other random expansions) on a 2-worker
   LocalCluster through ``laion_lake.dask.score``, against M x one model's summed unit time / 2 cores;
@@ -195,14 +196,15 @@ def unit_class(unit) -> str:
 
 
 def cold_parts(lake, work, specs) -> dict:
-    """The cold path of one unit, part by part, both routes in this run: the lake's lazy readers
-    through Dask (``lake.features(...).data.compute()``, ``lake.responses(...).data.compute()``, the
-    route before) against Zarr directly (``laion_lake.scoring.reads``, the route now), then the
-    unit warm (reads cached: decomposition, LOO sweep, scoring)."""
+    """The cold path of one unit, part by part, both response routes in this run: every trial read
+    and repeat-averaged at read time (``read_region_average(..., from_trials=True)``: the route of a
+    lake without stored means, and of the reference) against the repeat means stored with the betas
+    (``laion_lake.lake.averages``, the route now); features by Zarr directly on both. Then the unit
+    warm (reads cached: decomposition, LOO sweep, scoring)."""
     from threadpoolctl import threadpool_limits
 
-    from laion_lake.scoring.cache import process_cache, read_block
-    from laion_lake.scoring.reads import feature_array, read_feature_rows, rows_of
+    from laion_lake.scoring.cache import process_cache
+    from laion_lake.scoring.reads import feature_array, read_feature_rows, read_region_average, rows_of
     from laion_lake.scoring.units import run_unit
 
     unit = work.unit
@@ -211,32 +213,24 @@ def cold_parts(lake, work, specs) -> dict:
     groups = sorted({(c.region, specs[c.benchmark_key].nc_threshold, specs[c.benchmark_key].nc_coord) for c in work.cells})
     out: dict = {"regions": [g[0] for g in groups]}
 
-    def dask_route():
-        started = time.perf_counter()
-        lake.features(unit.model, unit.layer, ids).data.compute(scheduler="threads")
-        features = time.perf_counter() - started
-        regions = []
-        for region, threshold, coord in groups:
+    def route(from_trials: bool):
+        def read():
             started = time.perf_counter()
-            lake.responses(unit.subject, region, None, nc_threshold=threshold, nc_coord=coord).data.compute(scheduler="threads")
-            regions.append(time.perf_counter() - started)
-        return features, regions
+            array, stored = feature_array(lake, unit.model, unit.layer)
+            read_feature_rows(array, rows_of(stored, ids))
+            features = time.perf_counter() - started
+            regions = []
+            for region, threshold, coord in groups:
+                started = time.perf_counter()
+                read_region_average(lake, unit.subject, region, threshold, coord, from_trials=from_trials)
+                regions.append(time.perf_counter() - started)
+            return features, regions
 
-    def zarr_route():
-        started = time.perf_counter()
-        array, stored = feature_array(lake, unit.model, unit.layer)
-        read_feature_rows(array, rows_of(stored, ids))
-        features = time.perf_counter() - started
-        regions = []
-        for region, threshold, coord in groups:
-            started = time.perf_counter()
-            read_block(lake, unit.subject, region, threshold, coord)
-            regions.append(time.perf_counter() - started)
-        return features, regions
+        return read
 
-    zarr_route()  # first touches (imports, the subject's trial table): paid by neither side below
-    for name, route in (("dask", dask_route), ("zarr", zarr_route), ("dask2", dask_route), ("zarr2", zarr_route)):
-        out[name] = route()
+    route(False)()  # first touches (imports, the subject's trial table): paid by neither side below
+    for name, read in (("trials", route(True)), ("stored", route(False)), ("trials2", route(True)), ("stored2", route(False))):
+        out[name] = read()
     with threadpool_limits(1):
         process_cache().clear()
         run_unit(lake, work, specs)
@@ -306,6 +300,8 @@ def child(url: str, model: str, layer: str, workers: int, sklearn_max_width: int
     if lake.features(model, layer).shape[1] <= sklearn_max_width:
         from sklearn.linear_model import RidgeCV
 
+        from laion_lake.scoring.reads import read_region_average
+
         sklearn_cells = []
         with threadpool_limits(1):
             for result in results[:n_sklearn_cells]:
@@ -313,11 +309,14 @@ def child(url: str, model: str, layer: str, workers: int, sklearn_max_width: int
                 started = time.perf_counter()
                 X_train = lake.features(model, layer, train).values.astype(np.float64)
                 X_test = lake.features(model, layer, test).values.astype(np.float64)
-                Y_train = lake.responses(subject, result.region, train, nc_threshold=spec.nc_threshold).values.astype(np.float64)
-                lake.responses(subject, result.region, test, nc_threshold=spec.nc_threshold).values
+                # the reference reads trial-level betas and averages repeats (here with our own fast
+                # trial reader, so the baseline is if anything quicker than Brain-Score's)
+                block = read_region_average(lake, subject, result.region, spec.nc_threshold, spec.nc_coord, from_trials=True)
+                Y = block["values"][np.searchsorted(block["stimulus_id"], np.concatenate([train, test]))]
+                Y_train = Y[: len(train)].astype(np.float64)
                 RidgeCV(alphas=DEFAULT_ALPHAS, alpha_per_target=False).fit(X_train, Y_train).predict(X_test)
                 sklearn_cells.append(time.perf_counter() - started)
-                del X_train, X_test, Y_train
+                del X_train, X_test, Y_train, Y
     return {
         "width": int(lake.features(model, layer).shape[1]),
         "units": len(plan),
@@ -548,9 +547,9 @@ def print_row(row: dict) -> None:
           f" limit (GEMMs + decomposition alone) {row['limit']:.2f} s -> {row['unit_wall'] / row['limit']:.2f}x the limit;"
           f" warm (reads cached) {row['unit_wall_warm']:.2f} s -> {row['unit_wall_warm'] / row['limit']:.2f}x")
     parts = row["parts"]
-    for before, after in (("dask", "zarr"), ("dask2", "zarr2")):
+    for before, after in (("trials", "stored"), ("trials2", "stored2")):
         (fb, rb), (fa, ra) = parts[before], parts[after]
-        print(f"  cold parts ({before.rstrip('2')} -> zarr): features {fb:.2f} -> {fa:.2f} s; responses "
+        print(f"  cold reads (averaged from trials -> stored means): features {fb:.2f} -> {fa:.2f} s; responses "
               + ", ".join(f"{r} {x:.2f} -> {y:.2f}" for r, x, y in zip(parts["regions"], rb, ra))
               + f" s; reads total {fb + sum(rb):.2f} -> {fa + sum(ra):.2f} s ({(fb + sum(rb)) / (fa + sum(ra)):.2f}x)")
     print(f"  warm unit (decomposition + LOO sweep + scoring) {parts['compute']:.2f} s")

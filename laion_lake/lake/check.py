@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from laion_lake.lake.averages import stored_mismatches
 from laion_lake.lake.zarr_io import content_checksum
 
 
@@ -70,7 +71,18 @@ def verify_store(lake: Any, kind: str, name: str) -> list[Damage]:
         return [Damage(entry["path"], "", "", f"cannot be read: {' '.join(str(error).split())[:200]}")]
     if actual != entry.get("checksum"):
         return [Damage(entry["path"], "", "", f"content checksum {actual[:12]}... differs from the stored {str(entry.get('checksum'))[:12]}...")]
+    if kind == "subject" and lake._subject_store(name).averaged:
+        return [Damage(entry["path"], "averaged", "", problem) for problem in _mean_mismatches(lake, name, ds)]
     return []
+
+
+def _mean_mismatches(lake: Any, subject: str, ds: Any) -> list[str]:
+    """The stored repeat means against the (checksummed) betas they were computed from."""
+    store = lake._subject_store(subject)
+    region = np.asarray(ds["region"].values).astype(str)
+    columns = {r: np.flatnonzero(region == r) for r in store.regions}  # contiguous: stored grouped by region
+    betas = {r: ds["betas"].values[:, c[0] : c[-1] + 1] for r, c in columns.items() if len(c)}
+    return [p.removeprefix(f"{store.where}: ") for p in stored_mismatches(store._store, store.relative, ds["stimulus_id"].values, betas, store.where)]
 
 
 def check_whole(lake: Any) -> list[str]:

@@ -5,6 +5,8 @@ Layout of group ``subjects/<subject>`` in the lake's repository::
     (group attributes)      subject, regions (stored order), sizes, checksum, manifest entry
     trials/                 stimulus_id, session, run, beta_index, repetition  (dim trial)
     regions/<region>/       betas (trial, neuroid) + that region's neuroid coordinates
+    averaged/<region>/      responses (stimulus_id, neuroid): betas averaged over repeats
+                            (:mod:`laion_lake.lake.averages`), what scoring reads
 
 A region is its own array, so reading V1 reads only V1's chunks and no chunk straddles two regions.
 A subject is written in one commit, by :func:`write_subject` (in memory) or block by block by
@@ -26,6 +28,7 @@ import xarray as xr
 import zarr
 
 from laion_lake.errors import StoreExistsError
+from laion_lake.lake.averages import AVERAGED_ATTR, AVERAGING_VERSION, write_averages
 from laion_lake.lake.storage import LakeStorage, remove_node, while_writing
 from laion_lake.lake.zarr_io import (
     COMPLETE_ATTR,
@@ -105,6 +108,12 @@ def write_subject(storage: LakeStorage, subject: str, ds: xr.Dataset, overwrite:
             part = ds.isel(neuroid=np.flatnonzero(region_of_voxel == region)).drop_vars(list(TRIAL_COORDS))
             shape = (min(trial_chunk, part.sizes["trial"]), min(neuroid_chunk, part.sizes["neuroid"]))
             write_dataset_group(store, part, f"{group}/regions/{region}", {"betas": shape})
+        # regions are contiguous column ranges (the dataset is grouped by region): views, no copies
+        betas, first_column = ds["betas"].values, {r: int(np.flatnonzero(region_of_voxel == r)[0]) for r in regions}
+        write_averages(store, group, ds["stimulus_id"].values, {
+            r: (lambda start, stop, r=r: betas[:, first_column[r] + start : first_column[r] + stop], ds["neuroid_id"].values[region_of_voxel == r])
+            for r in regions
+        }, neuroid_chunk)  # fmt: skip
         return {
             "schema": SCHEMA,
             "schema_version": latest_version(SCHEMA),
@@ -113,7 +122,8 @@ def write_subject(storage: LakeStorage, subject: str, ds: xr.Dataset, overwrite:
             "region_sizes": {r: int((region_of_voxel == r).sum()) for r in regions},
             "n_trials": int(ds.sizes["trial"]),
             "checksum": checksum,
-            **{k: v for k, v in ds.attrs.items() if k not in ("subject", "regions")},
+            **{k: v for k, v in ds.attrs.items() if k not in ("subject", "regions", AVERAGED_ATTR)},
+            AVERAGED_ATTR: AVERAGING_VERSION,
             ENTRY_ATTR: entry,
         }
 
@@ -347,6 +357,10 @@ def write_subject_streaming(
             on_block(block, block.key in skipped)
     for name in names[names.index("betas") + 1 :]:
         update_checksum(digest, name, coords[name])
+    # the repeat means, from the betas just written (read back one stored column chunk at a time)
+    write_averages(fork_store, relative, trial_ids, {
+        r: (lambda start, stop, r=r: arrays[r][:, start:stop], neuroid_ids[columns[r]]) for r in regions
+    }, _chunk_shape("neuroid"))  # fmt: skip
 
     region_sizes = {r: int(len(columns[r])) for r in regions}
     entry = {
@@ -358,7 +372,8 @@ def write_subject_streaming(
         "schema_version": latest_version(SCHEMA),
     }
     final = {
-        **{k: v for k, v in dict(attrs or {}).items() if k not in ("subject", "regions")},
+        **{k: v for k, v in dict(attrs or {}).items() if k not in ("subject", "regions", AVERAGED_ATTR)},
+        AVERAGED_ATTR: AVERAGING_VERSION,
         "schema": SCHEMA,
         "schema_version": latest_version(SCHEMA),
         "subject": subject,
@@ -395,6 +410,8 @@ class SubjectStore:
         self.attrs = dict(root.attrs)
         self.regions: list[str] = list(self.attrs["regions"])
         self._store = storage.store()
+        # repeat means stored with the betas (stores written before them are averaged at read time)
+        self.averaged = self.attrs.get(AVERAGED_ATTR) == AVERAGING_VERSION
         self.trials = plain_strings(open_dataset_group(self._store, f"{self.relative}/trials").load())
 
     def region_names(self) -> list[str]:

@@ -29,6 +29,7 @@ import numpy as np
 import zarr
 
 from laion_lake.compute.averaging import RepeatAverager
+from laion_lake.lake.averages import AVERAGED_GROUP, trial_grouping
 
 # stored chunk columns read per Zarr call (512 neuroids x 31,856 trials: 65 MB of float32 at full
 # scale, 16 chunks in flight, 16 more for the prefetched one); columns averaged per step (the
@@ -37,6 +38,8 @@ READ_CHUNK_COLUMNS = 1
 AVERAGE_COLUMNS = 512
 # decoded feature chunks read per Zarr call (a full-scale 8,192-feature chunk is 32 MB)
 MAX_READ_BYTES = 96 * 2**20
+TRIAL_BETAS = "{relative}/regions/{name}/betas"
+AVERAGED_RESPONSES = "{relative}/%s/{name}/responses" % AVERAGED_GROUP
 # subject store -> (sorted unique stimulus ids, group of each trial, repeats per stimulus)
 _GROUPINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -45,15 +48,18 @@ def _trial_grouping(store: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(stimulus ids seen, sorted; each trial's position among them; trials per stimulus), once per store."""
     cached = _GROUPINGS.get(store)
     if cached is None:
-        trial_ids = np.asarray(store.trials["stimulus_id"].values).astype(str)
-        wanted, group = np.unique(trial_ids, return_inverse=True)
-        cached = (wanted, group.astype(np.intp), np.bincount(group, minlength=len(wanted)))
+        cached = trial_grouping(store.trials["stimulus_id"].values)
         _GROUPINGS[store] = cached
     return cached
 
 
-def read_region_average(lake: Any, subject: str, region: str, nc_threshold: float | None, nc_coord: str) -> dict[str, Any]:
+def read_region_average(
+    lake: Any, subject: str, region: str, nc_threshold: float | None, nc_coord: str, from_trials: bool = False
+) -> dict[str, Any]:
     """One subject's region, repeat-averaged over every stimulus the subject saw.
+
+    The stored repeat means are read (:mod:`laion_lake.lake.averages`) where the store has them;
+    otherwise, or with ``from_trials``, every trial is read and averaged here (the same values).
 
     Parameters
     ----------
@@ -76,23 +82,52 @@ def read_region_average(lake: Any, subject: str, region: str, nc_threshold: floa
         lake.responses(subject, region, None, nc_threshold=nc_threshold, nc_coord=nc_coord)  # the lake's named error
     keep = np.arange(ds.sizes["neuroid"]) if nc_threshold is None else np.flatnonzero(ds[nc_coord].values > nc_threshold)
     wanted, group, counts = _trial_grouping(store)
-    n_trials = len(group)
+    ds = ds.isel(neuroid=keep)
+    coords = {str(name): np.asarray(ds[name].values) for name in ds.coords if ds[name].dims == ("neuroid",)}
+    coords.setdefault("neuroid", np.asarray(ds["neuroid"].values))
+    read = _read_stored_means if store.averaged and not from_trials else _average_trials
+    values = read(store, region, keep, wanted, group)
+    return {"values": values, "stimulus_id": wanted, "n_repeats": counts.astype(np.int16), "neuroid_coords": coords}
+
+
+def _component_columns(store: Any, region: str, keep: np.ndarray, array_path: str) -> list[tuple[zarr.Array, np.ndarray]]:
+    """(stored array of each component of ``region``, the kept columns within it) in order."""
+    parts, offset = [], 0
+    for name in store.components(region):
+        array = zarr.open_array(store._store, path=array_path.format(relative=store.relative, name=name), mode="r")
+        parts.append((array, keep[(keep >= offset) & (keep < offset + array.shape[1])] - offset))
+        offset += array.shape[1]
+    return parts
+
+
+def _read_stored_means(store: Any, region: str, keep: np.ndarray, wanted: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """The kept columns of the stored repeat means (Zarr reads the chunks holding them, concurrently)."""
     values = np.empty((len(wanted), len(keep)), dtype=np.float32)
+    filled = 0
+    for array, columns in _component_columns(store, region, keep, AVERAGED_RESPONSES):
+        if array.shape[0] != len(wanted):
+            raise ValueError(f"{store.where}: averaged responses of {region} hold {array.shape[0]} stimuli, the trial table {len(wanted)}")
+        if len(columns):
+            values[:, filled : filled + len(columns)] = array.get_orthogonal_selection((slice(None), columns))
+        filled += len(columns)
+    return values
+
+
+def _average_trials(store: Any, region: str, keep: np.ndarray, wanted: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """The kept columns averaged here from every trial, one stored chunk column at a time."""
+    n_trials = len(group)
     # (component array, first stored column, stop, kept columns within [first, stop)) per read:
     # READ_CHUNK_COLUMNS stored chunk columns at a time (Zarr reads their chunks concurrently)
-    reads, offset = [], 0
-    for name in store.components(region):
-        betas = zarr.open_array(store._store, path=f"{store.relative}/regions/{name}/betas", mode="r")
+    reads = []
+    for betas, mine in _component_columns(store, region, keep, TRIAL_BETAS):
         if betas.shape[0] != n_trials:
-            raise ValueError(f"{store.where}: region {name} has {betas.shape[0]} trials, the trial table {n_trials}")
-        mine = keep[(keep >= offset) & (keep < offset + betas.shape[1])] - offset
+            raise ValueError(f"{store.where}: region {region} has {betas.shape[0]} trials, the trial table {n_trials}")
         step = betas.chunks[1] * READ_CHUNK_COLUMNS
         for start in range(0, betas.shape[1], step):
             stop = min(start + step, betas.shape[1])
             columns = mine[(mine >= start) & (mine < stop)]
             if len(columns):  # stored chunks with no kept voxel are never read
                 reads.append((betas, start, stop, columns))
-        offset += betas.shape[1]
 
     def read(index: int) -> np.ndarray:
         betas, start, stop, columns = reads[index]
@@ -114,10 +149,7 @@ def read_region_average(lake: Any, subject: str, region: str, nc_threshold: floa
                 averager.average(part, out=values[:, filled : filled + part.shape[1]])
                 filled += part.shape[1]
             del selected, part
-    ds = ds.isel(neuroid=keep)
-    coords = {str(name): np.asarray(ds[name].values) for name in ds.coords if ds[name].dims == ("neuroid",)}
-    coords.setdefault("neuroid", np.asarray(ds["neuroid"].values))
-    return {"values": values, "stimulus_id": wanted, "n_repeats": counts.astype(np.int16), "neuroid_coords": coords}
+    return values
 
 
 def region_read_bytes(n_trials: int, chunk_width: int = 512) -> int:

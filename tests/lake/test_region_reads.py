@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from laion_lake.lake import create_lake, open_lake
+from laion_lake.scoring.reads import read_region_average
 from tests.lake import handmade
 
 REGIONS = {"V1": 700, "V4": 300, "IT": 1100}  # V1 spans two 512-wide neuroid chunks
@@ -21,12 +22,20 @@ def test_one_region_reads_only_its_chunks(lake_location):
     lake.storage.stats.reset()
     responses = lake.responses("sub-01", "V1", nc_threshold=None).compute()
     assert responses.sizes["neuroid"] == REGIONS["V1"]
-    betas_chunks = lake.storage.stats.chunk_keys("subjects/sub-01/regions/")
-    betas_chunks = [key for key in betas_chunks if "/betas/c/" in key]
+    # the stored repeat means are read (laion_lake.lake.averages), V1's only, and no trial-level betas
+    chunks = [key for key in lake.storage.stats.chunk_keys("subjects/sub-01/") if "/c/" in key]
+    means = [key for key in chunks if "/responses/c/" in key]
+    expected = math.ceil(responses.sizes["stimulus_id"] / 8192) * math.ceil(REGIONS["V1"] / 512)
+    assert not [key for key in chunks if "/betas/c/" in key], chunks
+    assert all(key.startswith("subjects/sub-01/averaged/V1/") for key in means), means
+    assert len(means) == expected == 2
+    # averaged at read time (a store written before the means were stored): V1's betas chunks only
+    lake.storage.stats.reset()
+    read_region_average(lake, "sub-01", "V1", None, "nc_12rep", from_trials=True)
+    betas_chunks = [key for key in lake.storage.stats.chunk_keys("subjects/sub-01/") if "/c/" in key and "/betas/" in key]
     n_trials = lake.subject("sub-01").sizes["trial"]
-    expected = math.ceil(n_trials / 2048) * math.ceil(REGIONS["V1"] / 512)
     assert all(key.startswith("subjects/sub-01/regions/V1/betas/c/") for key in betas_chunks), betas_chunks
-    assert len(betas_chunks) == expected == 2
+    assert len(betas_chunks) == math.ceil(n_trials / 2048) * math.ceil(REGIONS["V1"] / 512) == 2
 
 
 def test_region_query_reads_a_fraction_of_the_subject(tmp_path):
@@ -34,7 +43,7 @@ def test_region_query_reads_a_fraction_of_the_subject(tmp_path):
     lake.write_stimuli(handmade.stimulus_table())
     lake.write_subject("sub-01", handmade.assembly("sub-01", regions=REGIONS))
     lake.storage.stats.reset()
-    lake.responses("sub-01", "V4", nc_threshold=None).compute()
+    read_region_average(lake, "sub-01", "V4", None, "nc_12rep", from_trials=True)
     one_region = lake.storage.stats.bytes_read
     lake.storage.stats.reset()
     lake.subject("sub-01")["betas"].compute()
