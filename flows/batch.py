@@ -13,11 +13,12 @@ from typing import Any
 from prefect import get_run_logger
 
 from flows.cluster import ClusterSettings
-from flows.run import check_request, checked_flow, run_plan
+from flows.checked import checked_flow, scoring_run_name
+from flows.run import check_request, run_plan
 from laion_lake.scoring.table import leaderboard_text as summary_table
 
 
-@checked_flow("laion-lake-batch")
+@checked_flow("laion-lake-batch", flow_run_name=scoring_run_name)
 def batch_flow(
     lake_url: str,
     models: list[str] | None = None,

@@ -33,6 +33,23 @@ class CheckedFlow(Flow):
         return super().__call__(*args, **kwargs)
 
 
-def checked_flow(name: str) -> Callable[[Callable[..., Any]], CheckedFlow]:
-    """``@flow(name=...)`` for flows whose parameters may carry storage options."""
-    return lambda fn: CheckedFlow(fn, name=name)
+def checked_flow(name: str, flow_run_name: str | Callable[[], str] | None = None) -> Callable[[Callable[..., Any]], CheckedFlow]:
+    """``@flow(name=..., flow_run_name=...)`` for flows whose parameters may carry storage options."""
+    return lambda fn: CheckedFlow(fn, name=name, flow_run_name=flow_run_name)
+
+
+def scoring_run_name() -> str:
+    """A score or batch run's name in the Prefect UI, from its parameters: what it scores, where.
+
+    E.g. ``late_model/fc6 x 2 benchmarks in ./lake`` (Prefect's default is a random name).
+    """
+    from prefect.runtime import flow_run
+
+    parameters = flow_run.parameters
+    sets = parameters.get("feature_sets") or parameters.get("models")
+    what = ", ".join(sets) if sets else "every feature set"
+    if len(what) > 60:
+        what = f"{len(sets)} feature sets"
+    benchmarks = parameters.get("benchmarks")
+    on = f"{len(benchmarks)} benchmark{'s' if len(benchmarks) != 1 else ''}" if benchmarks else "the leaderboard"
+    return f"{what} x {on} in {parameters.get('lake_url')}"

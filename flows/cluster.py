@@ -56,7 +56,7 @@ class ClusterSettings(BaseModel):
     workers: int = Field(DEFAULT_WORKERS, ge=1, description="Worker processes of the local cluster (one thread each).")
     memory_limit: str = Field(DEFAULT_MEMORY_LIMIT, description="Memory limit per local worker, e.g. 4GiB.")
     cluster_class: str | None = Field(None, description="Import path of a cluster class to start instead, e.g. dask_kubernetes.operator.KubeCluster.")
-    cluster_kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the cluster class (or of the LocalCluster).")
+    cluster_kwargs: dict[str, Any] = Field({}, description="Keyword arguments of the cluster class (or of the LocalCluster).")  # a default the UI form shows (pydantic copies it)
     adapt_kwargs: dict[str, Any] | None = Field(None, description="Adaptive scaling of the cluster class, e.g. {minimum: 1, maximum: 10}.")
 
     @field_validator("memory_limit")

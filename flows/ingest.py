@@ -82,7 +82,7 @@ def _verify_on_cluster(
     return {subject: run.result() for subject, run in zip(subjects, runs)}
 
 
-@checked_flow("laion-lake-ingest")
+@checked_flow("laion-lake-ingest", flow_run_name="ingest {src} into {lake_url}")
 def ingest_flow(
     src: str,
     lake_url: str,

@@ -15,7 +15,6 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
-from flows.checked import checked_flow  # noqa: F401  (re-exported for flows.score/batch)
 from flows.cluster import ClusterSettings, api_for_workers, check_reachable, cluster_address, cluster_settings, drain_workers, quiet_logs, task_runner, transient_only
 from laion_lake.dask import Plan, UnitFailure, UnitProgress, UnitsFailedError, done_units, one_line, plan
 from laion_lake.preflight import public_storage_options, require_no_credentials
@@ -83,7 +82,11 @@ def run_plan(work: Plan, force: bool, cluster: ClusterSettings | dict | None) ->
     try:
         unit_finished(None)  # aggregates whose units are all done already
         if todo:
+            from prefect.settings import PREFECT_API_URL
+
+            server = bool(PREFECT_API_URL.value())  # a configured server (api_for_workers sets a temporary one's URL)
             with cluster_address(cluster) as address, api_for_workers(), task_runner(cluster, address) as runner:
+                announce(runner, bar, server)
                 runs = {runner.submit(score_unit, {"lake_url": url, "storage_options": options, "unit_key": key,
                                                    "benchmark_keys": list(benchmarks), "force": force}): key
                         for key, benchmarks in todo}  # fmt: skip
@@ -108,6 +111,20 @@ def run_plan(work: Plan, force: bool, cluster: ClusterSettings | dict | None) ->
     if failures:
         raise UnitsFailedError(sorted(failures, key=lambda f: f.unit_key), len(work.units))
     return report
+
+
+def announce(runner: Any, bar: UnitProgress, server: bool) -> None:
+    """Where to watch the run: the Dask dashboard and, on a configured Prefect server, the flow run's page
+    (a temporary server's pages end with this process: not worth a link)."""
+    from prefect.runtime import flow_run
+    from prefect.settings import PREFECT_UI_URL
+
+    lines = [f"Dask dashboard: {runner.client.dashboard_link}"] if runner.client.dashboard_link else []
+    if server and PREFECT_UI_URL.value():
+        lines.append(f"Prefect flow run {flow_run.name!r}: {flow_run.ui_url}")
+    for line in lines:
+        get_run_logger().info(line)
+        bar.note(line)
 
 
 def publish(work: Plan, report: dict[str, Any], failures: Sequence[UnitFailure]) -> None:

@@ -23,10 +23,11 @@ from __future__ import annotations
 from typing import Any
 
 from flows.cluster import ClusterSettings
-from flows.run import check_request, checked_flow, run_plan
+from flows.checked import checked_flow, scoring_run_name
+from flows.run import check_request, run_plan
 
 
-@checked_flow("laion-lake-score")
+@checked_flow("laion-lake-score", flow_run_name=scoring_run_name)
 def score_flow(
     lake_url: str,
     feature_sets: list[str] | None = None,

@@ -23,7 +23,7 @@ def make_synthetic_lake(lake_url: str, scale: str, seed: int, storage_options: d
     return {"lake_url": lake.url, "subjects": lake.subjects, "feature_sets": [list(fs) for fs in lake.feature_sets]}
 
 
-@checked_flow("laion-lake-synth")
+@checked_flow("laion-lake-synth", flow_run_name="synth {scale} lake at {lake_url}")
 def synth_flow(
     lake_url: str, scale: Literal["tiny", "small", "full"] = "small", seed: int = 0, storage_options: dict[str, Any] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:

@@ -89,13 +89,18 @@ def leaderboard(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _prefect_environment(verbose: bool) -> None:
-    """Prefect without a server: an ephemeral API in a local PREFECT_HOME; quiet unless --verbose."""
+    """Prefect without a server: an ephemeral API in a local PREFECT_HOME; a quiet terminal unless --verbose.
+
+    Only the terminal is quieted (Prefect's console handler, through its ``PREFECT_LOGGING_<path>``
+    override of logging.yml): the flow's INFO logs (unit summary, failed units) still reach the
+    Prefect API, so a server's UI shows them.
+    """
     import os
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 
 def _cluster_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -229,6 +234,8 @@ def cmd_scores(args: argparse.Namespace) -> int:
     if every.stale:
         print(f"{every.stale} stale score record(s) left out (computed from inputs the lake has since replaced)", file=sys.stderr)
     if not every:
+        if _filters(args):  # a filter that matches nothing is an error, records or not
+            raise ValueError(f"no score records match {_filters(args)}: the lake holds no score records yet; run `laion-lake score` first")
         print("no scores recorded yet; run `laion-lake score` first")
         return EXIT_OK
     benchmark = canonical_identifier(args.benchmark) if args.benchmark else None  # Zerbe2026_fmri.* finds LAION_fMRI.* records

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -222,6 +223,11 @@ class UnitProgress:
         self.counts[status] += 1
         self.bar.set_postfix(self.counts, refresh=False)
         self.bar.update(1)
+
+    def note(self, text: str) -> None:
+        """A line above the bar (stderr, as the bar), when the bar is shown."""
+        if not self.bar.disable:
+            self.bar.write(text, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()

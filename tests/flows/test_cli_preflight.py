@@ -39,6 +39,10 @@ def test_batch_models_and_scores_filters(lake_url: str, capsys: pytest.CaptureFi
     assert "unknown feature set 'nope'" in capsys.readouterr().err
     assert main(["scores", lake_url]) == 0  # no records at all: said, not an error
     assert "no scores recorded yet" in capsys.readouterr().out
+    assert main(["scores", lake_url, "--model", "nope"]) == 2  # a filter that matches nothing is an error even then
+    assert capsys.readouterr().err.strip() == (
+        "laion-lake scores: error: no score records match --model nope: the lake holds no score records yet; run `laion-lake score` first"
+    )
 
 
 def test_version_and_storage_options_must_be_an_object(lake_url: str, capsys: pytest.CaptureFixture) -> None:

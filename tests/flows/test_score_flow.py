@@ -79,6 +79,15 @@ def assert_artifacts(report: dict) -> None:
     assert set(rows[0]) == {"model", "layer", "benchmark", "value", "error", "raw", "ceiling"}
     summary = by_key["laion-lake-summary"]
     assert f"{report['units']} work units: {report['computed']} computed" in summary.data
+    # the run is named after what it scored, and its unit summary reached the API (not only the terminal)
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+        logs = [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
+    assert run.name == f"{', '.join(FEATURE_SETS)} x {len(BENCHMARKS)} benchmarks in {run.parameters['lake_url']}"
+    assert any(m.startswith(f"{report['units']} work units: {report['computed']} computed") for m in logs), logs
 
 
 def test_batch_flow_scores_models_on_one_cluster_and_logs_a_table(lake_url: str) -> None:
