@@ -158,12 +158,17 @@ def _run_score(args: argparse.Namespace, feature_sets: list[str] | None, benchma
     done = set() if args.force else done_units(work)
     if len(done) == len(work.units):
         return _aggregate_here(work)
+    from flows.server import prestart as prestart_server, wait_until_started
+
+    # Prefect's temporary server boots while the flows are imported and the local cluster starts
+    # (and its workers import what units need)
+    prestart_server()
     import flows.run
     import flows.score
     from flows.cluster import prestart
 
-    # the local cluster starts (and its workers import what units need) while Prefect's server starts
     prestart(settings)
+    wait_until_started()
     flows.run.SHOW_PROGRESS = True
     _quiet_flow_failures()
     return flows.score.score_flow(request.lake_url, request.feature_set_names, list(request.benchmarks), args.storage_options, args.force, settings)
