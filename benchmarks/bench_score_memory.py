@@ -96,7 +96,7 @@ def main() -> None:
 
     cluster = LocalCluster(
         n_workers=args.workers, threads_per_worker=1, processes=True, memory_limit=args.memory_limit,
-        dashboard_address=None, silence_logs=logging.WARNING, env=worker_environment(),
+        dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING, env=worker_environment(),
     )  # fmt: skip
     try:
         with Client(cluster) as client:

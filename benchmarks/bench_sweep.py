@@ -357,7 +357,7 @@ def flow_sweep(url: str, model: str, layer: str) -> dict:
 
         return process_bytes_read()
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="4GiB", dashboard_address=None, silence_logs=logging.WARNING)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="4GiB", dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
     try:
         with Client(cluster) as client:
             client.run(reset_peak_rss)
@@ -383,7 +383,7 @@ def scaling(url: str, width: int, counts: tuple[int, ...] = (1, 2, 4)) -> list[d
     models = [ensure_width(url, width, copy) for copy in range(max(counts))]
     rows = []
     for m in counts:
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="4GiB", dashboard_address=None, silence_logs=logging.WARNING)
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="4GiB", dashboard_address="127.0.0.1:0", silence_logs=logging.WARNING)
         try:
             with Client(cluster) as client:
                 client.run(reset_peak_rss)

@@ -24,10 +24,10 @@ from tests.flows.conftest import assert_scores_identical
 
 FEATURE_SETS = ["early_model/conv2"]
 BENCHMARKS = ["LAION_fMRI.V1-tau-ridgecv", "LAION_fMRI_persubject.V4-ood-ridgecv", "LAION_fMRI.IT-rdm-pearson"]
-# one LocalCluster of 2 single-threaded worker processes, no dashboard
-CLUSTER = {"workers": 2, "memory_limit": "2GiB", "cluster_kwargs": {"dashboard_address": None}}
+# one LocalCluster of 2 single-threaded worker processes; dashboard on a free loopback port (None would mean :8787 on every interface)
+CLUSTER = {"workers": 2, "memory_limit": "2GiB", "cluster_kwargs": {"dashboard_address": "127.0.0.1:0"}}
 # worker threads in this process: a monkeypatched library function reaches them
-THREADS = {"workers": 2, "cluster_kwargs": {"processes": False, "dashboard_address": None}}
+THREADS = {"workers": 2, "cluster_kwargs": {"processes": False, "dashboard_address": "127.0.0.1:0"}}
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_plain_dask_api_names_units_and_failed_units(lake_url: str, monkeypatch:
             raise ValueError(f"non-finite activations in {unit_key}")
         return real(url, options, unit_key, benchmark_keys, force)
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
         submitted = lld.submit(client, work, force=True)
         token = "-" + next(iter(submitted.units.values())).key.rsplit("-", 1)[1]
         assert sorted(f.key for f in submitted.units.values())[0] == f"unit-random_model-fc-{open_lake(lake_url).subjects[0]}-shared-rdm{token}"

@@ -13,7 +13,7 @@ from flows.synth import synth_flow
 from laion_lake.lake import open_lake
 from laion_lake.synthetic import MODEL_LAYERS, SUBJECTS
 
-CLUSTER = {"cluster_kwargs": {"n_workers": 2, "threads_per_worker": 1, "memory_limit": "2GiB", "dashboard_address": None}}
+CLUSTER = {"cluster_kwargs": {"n_workers": 2, "threads_per_worker": 1, "memory_limit": "2GiB", "dashboard_address": "127.0.0.1:0"}}
 
 
 def test_synth_flow_writes_the_synthetic_lake(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def test_records_are_bit_identical_for_1_2_and_3_workers(tmp_path) -> None:
     make_lake(url, scale="tiny", seed=0)
     runs = {}
     for name, (workers, threads) in {"1x1": (1, 1), "2x1": (2, 1), "3x1": (3, 1), "1x3": (1, 3)}.items():
-        with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None, memory_limit="1.5GiB") as cluster, Client(cluster) as client:
+        with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address="127.0.0.1:0", memory_limit="1.5GiB") as cluster, Client(cluster) as client:
             submitted = lld.submit(client, lld.plan(url, FEATURE_SETS, SWEEP), force=True)
             # a bound, so that a stuck run fails here with the workers' stacks instead of hanging the suite
             done = wait([*submitted.units.values(), *submitted.aggregates.values()], timeout=300)
