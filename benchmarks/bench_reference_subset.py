@@ -7,8 +7,8 @@ each subject of ``--subjects`` (default sub-01: five cells).
 - ours: ``score_many`` on those benchmarks (process cache cleared first: every read included),
   ``--workers`` units at once, BLAS pinned to 1 thread per unit;
 - the reference's route (what Brain-Score's benchmark does per cell, and what
-  ``benchmarks/bench_ridgecv.py`` times on arrays): per cell read the features and the
-  repeat-averaged responses from the lake, then scikit-learn ``RidgeCV(alphas,
+  ``benchmarks/bench_ridgecv.py`` times on arrays): per cell read the features, and the
+  trial-level betas repeat-averaged (as the reference does; not the lake's stored means), then scikit-learn ``RidgeCV(alphas,
   alpha_per_target=False)`` fit on the train stimuli and predict the test ones, per-voxel Pearson r,
   median; the rdm cell builds both correlation-distance RDMs with ``np.corrcoef`` and compares their
   upper triangles with ``scipy.stats.spearmanr``. BLAS pinned to 1 thread.
@@ -48,6 +48,15 @@ def pearson_per_column(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a * b).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
 
 
+def trial_averaged(lake, subject: str, spec, ids: np.ndarray) -> np.ndarray:
+    """The reference reads trial-level betas and averages repeats (not the lake's stored means): here with
+    laion-lake's own fast trial reader, so this side is if anything quicker than Brain-Score's."""
+    from laion_lake.scoring.reads import read_region_average
+
+    block = read_region_average(lake, subject, spec.region, spec.nc_threshold, spec.nc_coord, from_trials=True)
+    return block["values"][np.searchsorted(block["stimulus_id"], ids)].astype(np.float64)
+
+
 def reference_cell(lake, model: str, layer: str, spec, subject: str) -> float:
     """One cell by the reference's route: read, then scikit-learn (or numpy/scipy for the RDM)."""
     import scipy.stats
@@ -58,7 +67,7 @@ def reference_cell(lake, model: str, layer: str, spec, subject: str) -> float:
 
         ids = rdm_stimuli(lake)
         X = lake.features(model, layer, ids).values.astype(np.float64)
-        Y = lake.responses(subject, spec.region, ids, nc_threshold=spec.nc_threshold, nc_coord=spec.nc_coord).values.astype(np.float64)
+        Y = trial_averaged(lake, subject, spec, ids)
         upper = np.triu_indices(len(ids), k=1)
         return float(scipy.stats.spearmanr((1 - np.corrcoef(X))[upper], (1 - np.corrcoef(Y))[upper])[0])
     train, test = lake.split(spec.pool_for(subject), spec.folds[0])
@@ -67,8 +76,7 @@ def reference_cell(lake, model: str, layer: str, spec, subject: str) -> float:
         test = test[categories == spec.test_ood_category]
     X_train = lake.features(model, layer, train).values.astype(np.float64)
     X_test = lake.features(model, layer, test).values.astype(np.float64)
-    Y_train = lake.responses(subject, spec.region, train, nc_threshold=spec.nc_threshold, nc_coord=spec.nc_coord).values.astype(np.float64)
-    Y_test = lake.responses(subject, spec.region, test, nc_threshold=spec.nc_threshold, nc_coord=spec.nc_coord).values.astype(np.float64)
+    Y_train, Y_test = trial_averaged(lake, subject, spec, train), trial_averaged(lake, subject, spec, test)
     predicted = RidgeCV(alphas=np.asarray(spec.alphas), alpha_per_target=False).fit(X_train, Y_train).predict(X_test)
     r = pearson_per_column(predicted, Y_test)
     return float(np.median(r[np.isfinite(r)]))
