@@ -19,7 +19,7 @@ before it existed (no attribute) is averaged at read time, as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,13 @@ CHECK_COLUMNS = 512
 def averaged_path(relative: str, region: str) -> str:
     """The group of one stored region's averaged responses inside the subject group ``relative``."""
     return f"{relative}/{AVERAGED_GROUP}/{region}"
+
+
+def columns_by_component(widths: Sequence[int], keep: np.ndarray) -> list[np.ndarray]:
+    """``keep`` (positions in a region's neuroid order: its components concatenated) split into each
+    component's own column positions, in order."""
+    edges = np.concatenate([[0], np.cumsum(widths, dtype=np.intp)])
+    return [keep[(keep >= start) & (keep < stop)] - start for start, stop in zip(edges[:-1], edges[1:])]
 
 
 def trial_grouping(trial_stimulus_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,12 +127,8 @@ def stored_means(store: Any, region: str, neuroids: np.ndarray, rows: np.ndarray
     """
     import dask.array as dask_array
 
-    parts, offset = [], 0
-    for name in store.components(region):
-        stored = open_dataset_group(store._store, averaged_path(store.relative, name))["responses"].data
-        mine = neuroids[(neuroids >= offset) & (neuroids < offset + stored.shape[1])] - offset
-        parts.append(stored[:, mine])
-        offset += stored.shape[1]
+    stored = [open_dataset_group(store._store, averaged_path(store.relative, name))["responses"].data for name in store.components(region)]
+    parts = [array[:, mine] for array, mine in zip(stored, columns_by_component([a.shape[1] for a in stored], neuroids))]
     data = parts[0] if len(parts) == 1 else dask_array.concatenate(parts, axis=1)
     return data if len(rows) == data.shape[0] and np.array_equal(rows, np.arange(len(rows))) else data[rows]
 
@@ -156,4 +159,4 @@ def stored_mismatches(store: Any, relative: str, trial_stimulus_ids: np.ndarray,
     return problems
 
 
-__all__ = ["AVERAGED_ATTR", "AVERAGING_VERSION", "averaged_path", "stored_means", "stored_mismatches", "trial_grouping", "write_averages"]
+__all__ = ["AVERAGED_ATTR", "AVERAGING_VERSION", "averaged_path", "columns_by_component", "stored_means", "stored_mismatches", "trial_grouping", "write_averages"]

@@ -29,7 +29,7 @@ import numpy as np
 import zarr
 
 from laion_lake.compute.averaging import RepeatAverager
-from laion_lake.lake.averages import AVERAGED_GROUP, trial_grouping
+from laion_lake.lake.averages import AVERAGED_GROUP, columns_by_component, trial_grouping
 
 # stored chunk columns read per Zarr call (512 neuroids x 31,856 trials: 65 MB of float32 at full
 # scale, 16 chunks in flight, 16 more for the prefetched one); columns averaged per step (the
@@ -90,23 +90,20 @@ def read_region_average(
     return {"values": values, "stimulus_id": wanted, "n_repeats": counts.astype(np.int16), "neuroid_coords": coords}
 
 
-def _component_columns(store: Any, region: str, keep: np.ndarray, array_path: str) -> list[tuple[zarr.Array, np.ndarray]]:
-    """(stored array of each component of ``region``, the kept columns within it) in order."""
-    parts, offset = [], 0
-    for name in store.components(region):
-        array = zarr.open_array(store._store, path=array_path.format(relative=store.relative, name=name), mode="r")
-        parts.append((array, keep[(keep >= offset) & (keep < offset + array.shape[1])] - offset))
-        offset += array.shape[1]
-    return parts
+def _component_columns(store: Any, region: str, keep: np.ndarray, array_path: str) -> list[tuple[str, zarr.Array, np.ndarray]]:
+    """(name, stored array, the kept columns within it) of each component of ``region``, in order."""
+    names = store.components(region)
+    arrays = [zarr.open_array(store._store, path=array_path.format(relative=store.relative, name=name), mode="r") for name in names]
+    return list(zip(names, arrays, columns_by_component([a.shape[1] for a in arrays], keep)))
 
 
 def _read_stored_means(store: Any, region: str, keep: np.ndarray, wanted: np.ndarray, group: np.ndarray) -> np.ndarray:
     """The kept columns of the stored repeat means (Zarr reads the chunks holding them, concurrently)."""
     values = np.empty((len(wanted), len(keep)), dtype=np.float32)
     filled = 0
-    for array, columns in _component_columns(store, region, keep, AVERAGED_RESPONSES):
+    for name, array, columns in _component_columns(store, region, keep, AVERAGED_RESPONSES):
         if array.shape[0] != len(wanted):
-            raise ValueError(f"{store.where}: averaged responses of {region} hold {array.shape[0]} stimuli, the trial table {len(wanted)}")
+            raise ValueError(f"{store.where}: averaged responses of {name} hold {array.shape[0]} stimuli, the trial table {len(wanted)}")
         if len(columns):
             values[:, filled : filled + len(columns)] = array.get_orthogonal_selection((slice(None), columns))
         filled += len(columns)
@@ -119,9 +116,9 @@ def _average_trials(store: Any, region: str, keep: np.ndarray, wanted: np.ndarra
     # (component array, first stored column, stop, kept columns within [first, stop)) per read:
     # READ_CHUNK_COLUMNS stored chunk columns at a time (Zarr reads their chunks concurrently)
     reads = []
-    for betas, mine in _component_columns(store, region, keep, TRIAL_BETAS):
+    for name, betas, mine in _component_columns(store, region, keep, TRIAL_BETAS):
         if betas.shape[0] != n_trials:
-            raise ValueError(f"{store.where}: region {region} has {betas.shape[0]} trials, the trial table {n_trials}")
+            raise ValueError(f"{store.where}: region {name} has {betas.shape[0]} trials, the trial table {n_trials}")
         step = betas.chunks[1] * READ_CHUNK_COLUMNS
         for start in range(0, betas.shape[1], step):
             stop = min(start + step, betas.shape[1])
