@@ -1,4 +1,5 @@
-"""Where a flow's Dask tasks run: :class:`ClusterSettings` (a typed flow parameter) and the task runner.
+"""Where a flow's Dask tasks run: :class:`ClusterSettings` (a typed flow parameter), the scoring flows'
+client (:func:`cluster_client`: units are plain Dask tasks) and the ingest flow's Prefect task runner.
 
 - no settings (or no ``address``): the scheduler of Dask's own configuration when it is set
   (``DASK_SCHEDULER_ADDRESS``, or ``scheduler-address`` in a dask config file: how a deployment's
@@ -11,8 +12,8 @@ Dask task keys name their unit (``unit-<model>-<layer>-<subject>-<pool>-<split>-
 dashboard shows what runs. A local cluster this process starts can be started early
 (:func:`prestart`, the CLI does it while Prefect's temporary server starts) and is closed cleanly.
 
-Quiet by default: the workers' console shows only CRITICAL Prefect lines (their task-run errors go
-to the Prefect API and the flow's summary); distributed's INFO lines are dropped. Set
+Quiet by default: the workers' console shows only CRITICAL Prefect lines (the ingest flow's task-run
+errors go to the Prefect API and the flow's summary); distributed's INFO lines are dropped. Set
 ``PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL=INFO`` (Prefect's own override of its logging
 config) to see every task run's lines in the Prefect UI again.
 """
@@ -121,12 +122,7 @@ def worker_environment() -> dict[str, str]:
 
 def _warm_up() -> None:
     """Import what a unit task needs (seconds per worker), while the flow still plans."""
-    import prefect.task_engine  # noqa: F401
-
     import laion_lake.scoring.runner  # noqa: F401
-
-    # importing Prefect configures logging in the worker: keep distributed's INFO lines out again
-    quiet_logs()
 
 
 def _start_local(settings: ClusterSettings) -> Any:
@@ -258,8 +254,14 @@ def forget_prefect_api() -> None:
     """On a worker: send what Prefect still holds for the API and stop its client threads.
 
     Run at the end of a flow on every worker, so that a long-lived worker does not keep trying to
-    reach a temporary Prefect server that has gone (an ERROR every few seconds otherwise).
+    reach a temporary Prefect server that has gone (an ERROR every few seconds otherwise). A worker
+    that never ran a Prefect task (scoring units are plain Dask tasks) has nothing to drain.
     """
+    import sys
+
+    if "prefect.events.worker" not in sys.modules and "prefect.logging.handlers" not in sys.modules:
+        return
+
     def drain() -> None:
         from prefect.events.worker import EventsWorker
         from prefect.logging.handlers import APILogWorker
@@ -320,6 +322,42 @@ def task_runner(cluster: ClusterSettings | Mapping[str, Any] | None = None, addr
             kwargs["env"] = {**worker_environment(), **kwargs.get("env", {})}
         return NamedDaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
     return NamedDaskTaskRunner(cluster_class=settings.cluster_class, cluster_kwargs=settings.cluster_kwargs, adapt_kwargs=settings.adapt_kwargs)
+
+
+@contextlib.contextmanager
+def cluster_client(settings: ClusterSettings | Mapping[str, Any] | None) -> Iterator[Any]:
+    """A ``distributed.Client`` of the settings' cluster for the duration (see :func:`cluster_address`).
+
+    A ``cluster_class`` is imported and started here (``cluster_kwargs``, then ``adapt(**adapt_kwargs)``)
+    and closed on exit; a class that cannot be imported is one :class:`PreflightError` line.
+    """
+    from distributed import Client
+
+    settings = cluster_settings(settings)
+    with cluster_address(settings) as address:
+        if address:
+            # not the default client: the flow's own dask calls (aggregates here) stay local
+            with Client(address, timeout="30s", set_as_default=False) as client:
+                yield client
+            return
+        cluster = _cluster_class(settings.cluster_class)(**settings.cluster_kwargs)
+        try:
+            if settings.adapt_kwargs is not None:
+                cluster.adapt(**settings.adapt_kwargs)
+            with Client(cluster, set_as_default=False) as client:
+                yield client
+        finally:
+            cluster.close()
+
+
+def _cluster_class(name: str | None) -> type:
+    import importlib
+
+    module, _, attribute = (name or "").rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise PreflightError(f"cluster_class {name!r} cannot be imported ({type(error).__name__}: {error})") from None
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,34 +241,55 @@ def gather(submitted: Submitted, progress: bool = False) -> dict[str, Any]:
     UnitsFailedError
         After every unit ran, when some failed (on bad data, or after their retries).
     """
+    bar = UnitProgress(len(submitted.units), progress)
+    try:
+        scores, failures = collect(submitted, bar)
+    finally:
+        bar.close()
+    if failures:
+        raise UnitsFailedError(failures, len(submitted.units))
+    return {"units": len(submitted.units), **bar.counts, "scores": scores}
+
+
+def collect(submitted: Submitted, bar: UnitProgress, on_unit: Callable[[str, str, UnitFailure | None], None] | None = None) -> tuple[list[dict[str, Any]], list[UnitFailure]]:
+    """Wait for every unit of ``submitted``, counting each on ``bar`` as it ends, then for the aggregates.
+
+    Parameters
+    ----------
+    submitted : Submitted
+    bar : UnitProgress
+        Counts ``computed`` / ``skipped`` / ``failed``.
+    on_unit : callable, optional
+        Called as ``on_unit(unit_key, status, failure_or_None)`` as each unit ends (the flow logs it).
+
+    Returns
+    -------
+    scores : list of dict
+        One row per aggregate whose units all succeeded.
+    failures : list of UnitFailure
+        Sorted by unit key: units that failed on bad data, or after their retries.
+    """
     from distributed import as_completed
 
     by_future = {future.key: key for key, future in submitted.units.items()}
-    bar = UnitProgress(len(submitted.units), progress)
     failures: list[UnitFailure] = []
-    try:
-        for future in as_completed(list(submitted.units.values())):
-            key = by_future[future.key]
-            if future.status == "error":
-                failures.append(UnitFailure(key, one_line(future.exception())))
-                status = "failed"
-            else:
-                result = future.result()
-                if isinstance(result, UnitFailure):
-                    failures.append(result)
-                    status = "failed"
-                else:
-                    status = result
-            bar.update(status)
-    finally:
-        bar.close()
-    scores = []
-    for future in submitted.aggregates.values():
-        if future.status != "error" and (row := future.result()) is not None:
-            scores.append(row)
-    if failures:
-        raise UnitsFailedError(sorted(failures, key=lambda f: f.unit_key), len(submitted.units))
-    return {"units": len(submitted.units), **bar.counts, "scores": scores}
+    futures = [*submitted.units.values(), *submitted.aggregates.values()]
+    if not futures:
+        return [], []
+    client = futures[0].client  # the futures' own client, which need not be the default one (a flow's is not)
+    for future in as_completed(list(submitted.units.values()), loop=client.loop):
+        key = by_future[future.key]
+        result = UnitFailure(key, one_line(future.exception())) if future.status == "error" else future.result()
+        failure = result if isinstance(result, UnitFailure) else None
+        status = "failed" if failure is not None else result
+        if failure is not None:
+            failures.append(failure)
+        bar.update(status)
+        if on_unit is not None:
+            on_unit(key, status, failure)
+    client.gather(list(submitted.aggregates.values()), errors="skip")  # waits for each; an error shows in its status
+    scores = [row for future in submitted.aggregates.values() if future.status != "error" and (row := future.result()) is not None]
+    return scores, sorted(failures, key=lambda f: f.unit_key)
 
 
 def local_cluster(workers: int = DEFAULT_WORKERS, memory_limit: str | int | None = DEFAULT_MEMORY_LIMIT, dashboard_address: str | None = "127.0.0.1:0", **kwargs: Any) -> Any:

@@ -88,6 +88,9 @@ def assert_artifacts(report: dict) -> None:
         logs = [log.message for log in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
     assert run.name == f"{', '.join(FEATURE_SETS)} x {len(BENCHMARKS)} benchmarks in {run.parameters['lake_url']}"
     assert any(m.startswith(f"{report['units']} work units: {report['computed']} computed") for m in logs), logs
+    # one line per unit as it ends (the units are Dask tasks, not Prefect task runs)
+    ended = [m for m in logs if m.startswith("unit ") and ": computed (" in m]
+    assert len(ended) == report["computed"], logs
 
 
 def test_batch_flow_scores_models_on_one_cluster_and_logs_a_table(lake_url: str) -> None:
@@ -127,37 +130,38 @@ def test_feature_set_selection_and_cluster_config(lake_url: str, monkeypatch: py
 
 
 def test_transient_errors_are_retried_and_bad_data_is_not(lake_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The unit task (its Prefect options as the flow submits it): a storage error is retried and
-    the unit then computes; a bad-data error (a ValueError) runs once and fails."""
+    """Through the flow (worker threads in this process, so the patched unit reaches them): a storage
+    error is retried by Dask and the unit then computes; a bad-data error (a ValueError) runs once
+    and fails the run, naming every unit; a cluster class that cannot be imported is one line."""
     from collections import Counter
 
-    from prefect import flow
+    import laion_lake.dask as lld
+    from laion_lake.preflight import PreflightError
 
-    import flows.run as score_module
+    real, calls = lld.run_unit_by_key, Counter()
 
-    calls: Counter[str] = Counter()
-
-    def failing(error: Exception | None):
+    def failing_once(error: Exception):
         def run(url, options, unit_key, benchmark_keys, force):
             calls[unit_key] += 1
-            if error is not None and calls[unit_key] == 1:
+            if calls[unit_key] == 1:
                 raise error
-            return "computed"
+            return real(url, options, unit_key, benchmark_keys, force)
 
         return run
 
-    @flow
-    def one_unit() -> str:
-        return score_module.score_unit("lake", None, "m/l/sub-01/shared/tau", ["b"], False)
-
-    monkeypatch.setattr(score_module.score_unit, "retry_delay_seconds", 0)
-    monkeypatch.setattr(score_module, "run_unit_by_key", failing(OSError("simulated storage failure")))
-    assert one_unit() == "computed" and calls["m/l/sub-01/shared/tau"] == 2
+    request = (lake_url, ["random_model/fc"], ["LAION_fMRI.V2-rdm-pearson"])
+    monkeypatch.setattr(lld, "run_unit_by_key", failing_once(OSError("simulated storage failure")))
+    report = score_flow(*request, force=True, cluster=THREADS)
+    assert (report["computed"], report["failed"], len(report["scores"])) == (5, 0, 1)
+    assert len(calls) == 5 and set(calls.values()) == {2}, "a transient error was not retried"
     calls.clear()
-    monkeypatch.setattr(score_module, "run_unit_by_key", failing(ValueError("non-finite activations")))
-    with pytest.raises(ValueError, match="non-finite activations"):
-        one_unit()
-    assert calls["m/l/sub-01/shared/tau"] == 1, "a deterministic error was retried"
+    monkeypatch.setattr(lld, "run_unit_by_key", failing_once(ValueError("non-finite activations")))
+    with pytest.raises(UnitsFailedError, match=r"5 of 5 work unit\(s\) failed") as failed:
+        score_flow(*request, force=True, cluster=THREADS)
+    assert "random_model/fc/sub-01/shared/rdm: ValueError: non-finite activations" in str(failed.value)
+    assert len(calls) == 5 and set(calls.values()) == {1}, "a deterministic error was retried"
+    with pytest.raises(PreflightError, match=r"cluster_class 'no\.such\.Cluster' cannot be imported"):
+        score_flow(*request, force=True, cluster={"cluster_class": "no.such.Cluster"})
 
 
 def test_plain_dask_api_names_units_and_failed_units(lake_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
