@@ -33,7 +33,7 @@ from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from laion_lake.dask import DEFAULT_MEMORY_LIMIT, DEFAULT_WORKERS, aggregate_task_key, local_cluster, scheduler_address, unit_task_key
+from laion_lake.dask import DEFAULT_MEMORY_LIMIT, DEFAULT_WORKERS, local_cluster, scheduler_address
 from laion_lake.preflight import PreflightError, is_deterministic, parse_memory_limit
 
 # Prefect reads PREFECT_LOGGING_<path in its logging.yml> overrides when it configures logging,
@@ -171,7 +171,8 @@ def _close_prestarted() -> None:
 
 @contextlib.contextmanager
 def cluster_address(settings: ClusterSettings | Mapping[str, Any] | None) -> Iterator[str | None]:
-    """The scheduler address the tasks go to, for the duration; None means "let prefect-dask start the cluster class".
+    """The scheduler address the tasks go to, for the duration; None means "start the cluster class"
+    (:func:`cluster_client` does).
 
     A local cluster (prestarted or started here) is closed on exit, its workers' Prefect clients drained first.
     """
@@ -276,16 +277,11 @@ def forget_prefect_api() -> None:
     thread.join(timeout=10)
 
 
-def drain_workers(address: str) -> None:
-    """:func:`forget_prefect_api` on every worker of the scheduler at ``address``."""
-    from distributed import Client
-
-    with contextlib.suppress(Exception), Client(address, timeout="10s", set_as_default=False) as client:
-        client.run(forget_prefect_api)
-
-
 class NamedDaskTaskRunner(DaskTaskRunner):
-    """prefect-dask's task runner with Dask keys that name the unit or aggregate of each task run."""
+    """prefect-dask's task runner with Dask keys ``<task name>-<8 hex>`` (e.g. ``ingest-subject-1f2e3d4c``).
+
+    (The scoring flows' units are plain Dask tasks, keyed by :func:`laion_lake.dask.submit`.)
+    """
 
     def duplicate(self) -> NamedDaskTaskRunner:
         return type(self)(address=self.address, cluster_class=self.cluster_class, cluster_kwargs=self.cluster_kwargs,
@@ -296,14 +292,8 @@ class NamedDaskTaskRunner(DaskTaskRunner):
             raise RuntimeError("The task runner must be started before submitting work.")
         import uuid
 
-        if "unit_key" in parameters:
-            name = unit_task_key(parameters["unit_key"])
-        elif {"model", "layer", "benchmark_key"} <= set(parameters):
-            name = aggregate_task_key(parameters["model"], parameters["layer"], parameters["benchmark_key"])
-        else:
-            name = task.name
         future = self.client.submit(
-            task, key=f"{name}-{uuid.uuid4().hex[:8]}", parameters=self._optimize_futures(parameters),
+            task, key=f"{task.name}-{uuid.uuid4().hex[:8]}", parameters=self._optimize_futures(parameters),
             wait_for=self._optimize_futures(wait_for) if wait_for else None, dependencies=dependencies, return_type="state",
         )  # fmt: skip
         return PrefectDaskFuture(wrapped_future=future, task_run_id=future.task_run_id)

@@ -63,10 +63,9 @@ def run_plan(work: Plan, force: bool, cluster: ClusterSettings | dict | None) ->
     for _ in done:
         bar.update("skipped")
 
-    def unit_ended(key: str, status: str, failure: UnitFailure | None) -> None:
-        elapsed = time.perf_counter() - started
-        if failure is None:
-            logger.info("unit %s: %s (%.1f s into the run)", key, status, elapsed)
+    def unit_ended(key: str, status: str) -> None:
+        if status != "failed":  # failed units are logged as errors, with their error, by publish()
+            logger.info("unit %s: %s (%.1f s into the run)", key, status, time.perf_counter() - started)
 
     try:
         if todo.units:

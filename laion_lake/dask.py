@@ -251,7 +251,7 @@ def gather(submitted: Submitted, progress: bool = False) -> dict[str, Any]:
     return {"units": len(submitted.units), **bar.counts, "scores": scores}
 
 
-def collect(submitted: Submitted, bar: UnitProgress, on_unit: Callable[[str, str, UnitFailure | None], None] | None = None) -> tuple[list[dict[str, Any]], list[UnitFailure]]:
+def collect(submitted: Submitted, bar: UnitProgress, on_unit: Callable[[str, str], None] | None = None) -> tuple[list[dict[str, Any]], list[UnitFailure]]:
     """Wait for every unit of ``submitted``, counting each on ``bar`` as it ends, then for the aggregates.
 
     Parameters
@@ -260,7 +260,7 @@ def collect(submitted: Submitted, bar: UnitProgress, on_unit: Callable[[str, str
     bar : UnitProgress
         Counts ``computed`` / ``skipped`` / ``failed``.
     on_unit : callable, optional
-        Called as ``on_unit(unit_key, status, failure_or_None)`` as each unit ends (the flow logs it).
+        Called as ``on_unit(unit_key, status)`` as each unit ends (the flow logs it).
 
     Returns
     -------
@@ -280,15 +280,14 @@ def collect(submitted: Submitted, bar: UnitProgress, on_unit: Callable[[str, str
     for future in as_completed(list(submitted.units.values()), loop=client.loop):
         key = by_future[future.key]
         result = UnitFailure(key, one_line(future.exception())) if future.status == "error" else future.result()
-        failure = result if isinstance(result, UnitFailure) else None
-        status = "failed" if failure is not None else result
-        if failure is not None:
-            failures.append(failure)
+        if isinstance(result, UnitFailure):
+            failures.append(result)
+        status = "failed" if isinstance(result, UnitFailure) else result
         bar.update(status)
         if on_unit is not None:
-            on_unit(key, status, failure)
-    client.gather(list(submitted.aggregates.values()), errors="skip")  # waits for each; an error shows in its status
-    scores = [row for future in submitted.aggregates.values() if future.status != "error" and (row := future.result()) is not None]
+            on_unit(key, status)
+    # an aggregate that errored (after its retries) has no row; one whose unit failed returns None
+    scores = [row for row in client.gather(list(submitted.aggregates.values()), errors="skip") if row is not None]
     return scores, sorted(failures, key=lambda f: f.unit_key)
 
 
