@@ -194,6 +194,19 @@ def region_read_bytes(n_trials: int, chunk_width: int = 512) -> int:
     return 2 * 2 * slab + n_trials * AVERAGE_COLUMNS * 8
 
 
+def streamed_read_bytes(array: zarr.Array, n_rows: int) -> int:
+    """Transient bytes of a streamed feature read beside a kernel step: the stored column block
+    (float32, ``n_rows`` rows, one stored chunk wide) and the decoded and compressed chunks in
+    flight (:func:`read_feature_rows`); 0 for a layer a unit reads whole."""
+    from laion_lake.scoring.units import IN_MEMORY_FEATURE_BYTES
+
+    if 4 * n_rows * int(array.shape[1]) <= IN_MEMORY_FEATURE_BYTES:
+        return 0
+    height, width = (int(x) for x in array.chunks)
+    chunk = 4 * height * width
+    return 4 * n_rows * min(width, int(array.shape[1])) + 2 * max(MAX_READ_BYTES // chunk, 1) * chunk
+
+
 def feature_array(lake: Any, model: str, layer: str) -> tuple[zarr.Array, np.ndarray]:
     """The stored activations array of a feature set and its stimulus ids (stored order)."""
     from laion_lake.lake.features import features_path
@@ -242,4 +255,4 @@ def read_feature_rows(array: zarr.Array, rows: np.ndarray, columns: slice = slic
     return result
 
 
-__all__ = ["feature_array", "read_feature_rows", "read_region_average", "region_read_bytes", "rows_of"]
+__all__ = ["feature_array", "read_feature_rows", "read_region_average", "region_read_bytes", "rows_of", "streamed_read_bytes"]
