@@ -132,6 +132,9 @@ def compute_centered_linear_kernels(
                 test_chunk32 = test_chunk.astype(np.float32)
                 del test_chunk
                 K_test += blas.sgemm(1.0, test_chunk32.T, train_chunk32.T, trans_a=1, trans_b=0)
+        # freed before the next chunk is read: a streamed reader's block and chunks in flight would
+        # otherwise sit beside this (n + n_test) x chunk float64 copy at the kernel phase's peak
+        train_chunk = test_chunk = train_chunk32 = test_chunk32 = None
 
     # ?syrk fills the upper triangle only; the float32 branch summed full-but-upper results too.
     _symmetrize_from_upper(K_train)

@@ -29,7 +29,7 @@ eigenvalues): they are rounding, and ``s / (s^2 + alpha)`` would amplify it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,8 +158,11 @@ class CenteredPrimalDecomposition:
                 sums[a, t] = w @ summary.residual_norms + second + third
         return sums
 
-    def ridgecv_many(self, targets: Sequence[np.ndarray], alphas: np.ndarray = DEFAULT_ALPHAS, predict: bool = True) -> list[KernelRidgeCVResult]:
+    def ridgecv_many(self, targets: Iterable[np.ndarray], alphas: np.ndarray = DEFAULT_ALPHAS, predict: bool = True) -> list[KernelRidgeCVResult]:
         """One shared-alpha LOO ``ridgecv`` per target matrix (e.g. one per region), one sweep for all.
+
+        ``targets`` may be a generator: each matrix is reduced to its summaries as it comes, so only
+        one is held at a time.
 
         Returns, for each target matrix, the same result the dual route returns: the alpha
         minimising the mean LOO squared error over samples and targets (ties to the first alpha),

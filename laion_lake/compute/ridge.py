@@ -34,6 +34,7 @@ the GCV curve costs O(n n_targets) in all.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -92,8 +93,11 @@ class CenteredKernelEigendecomposition:
         """Shortcut for :func:`solve_kernel_ridge_cv_eigen` on this decomposition."""
         return solve_kernel_ridge_cv_eigen(self, Y_train, **options)
 
-    def ridgecv_many(self, targets: Any, alphas: np.ndarray = DEFAULT_ALPHAS, predict: bool = True) -> list[KernelRidgeCVResult]:
-        """One shared-alpha ``ridgecv`` per target matrix (e.g. one per region), as the primal route offers."""
+    def ridgecv_many(self, targets: Iterable[np.ndarray], alphas: np.ndarray = DEFAULT_ALPHAS, predict: bool = True) -> list[KernelRidgeCVResult]:
+        """One shared-alpha ``ridgecv`` per target matrix (e.g. one per region), as the primal route offers.
+
+        ``targets`` may be a generator: each matrix is solved as it comes, so only one is held at a time.
+        """
         return [solve_kernel_ridge_cv_eigen(self, Y, alphas=alphas, predict=predict) for Y in targets]
 
 

@@ -179,6 +179,9 @@ def responses_for(
 ) -> Responses:
     """Rows ``stimulus_ids`` (sorted) of a region, through the cache.
 
+    When they are every row of the cached block, its values come back as a read-only view (a
+    full-scale region's copy is 25-60 MB, held beside the unit's solver), else as a copy.
+
     An id the subject never saw is reported by the lake itself (its named error), by asking it.
     """
     block = (cache or process_cache()).get(lake, subject, region, nc_threshold, nc_coord)
@@ -186,6 +189,10 @@ def responses_for(
     if rows is None:
         lake.responses(subject, region, stimulus_ids, nc_threshold=nc_threshold, nc_coord=nc_coord)
         raise KeyError(f"stimuli missing from {subject} {region}")  # the lake raised above
+    if len(rows) == len(block.stimulus_id) and np.array_equal(rows, np.arange(len(rows))):  # every row, in order: no copy
+        values = block.values.view()
+        values.flags.writeable = False  # the cache's own array: a unit writing into it would raise
+        return Responses(values, block.n_repeats, block.neuroid_coords)
     return Responses(block.values[rows], block.n_repeats[rows], block.neuroid_coords)
 
 

@@ -15,8 +15,9 @@ column block by column block, keeping only the wanted rows (``read_feature_rows`
 layer is never held whole and a unit on the shared pool reads 2 of a full-scale lake's 25 row
 chunks.
 
-Metadata (the region's neuroid coordinates, the NC filter, the subject's trial table) comes from
-the lake's own subject store; names it does not know raise the lake's own errors.
+Metadata comes from the lake's own subject store (its trial table) and, for a region's neuroid
+coordinates and the NC filter, from the region's small coordinate arrays read with Zarr (kept per
+store); names the store does not know raise the lake's own errors.
 """
 
 from __future__ import annotations
@@ -26,10 +27,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import xarray as xr
 import zarr
 
 from laion_lake.compute.averaging import RepeatAverager
 from laion_lake.lake.averages import AVERAGED_GROUP, columns_by_component, trial_grouping
+from laion_lake.lake.subjects import SCHEMA
+from laion_lake.lake.zarr_io import plain_strings
+from storage_schemas import load_schema
 
 # stored chunk columns read per Zarr call (512 neuroids x 31,856 trials: 65 MB of float32 at full
 # scale, 16 chunks in flight, 16 more for the prefetched one); columns averaged per step (the
@@ -42,6 +47,8 @@ TRIAL_BETAS = "{relative}/regions/{name}/betas"
 AVERAGED_RESPONSES = "{relative}/%s/{name}/responses" % AVERAGED_GROUP
 # subject store -> (sorted unique stimulus ids, group of each trial, repeats per stimulus)
 _GROUPINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# subject store -> region -> its per-neuroid coordinates (all neuroids, before any NC filter)
+_COORDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _trial_grouping(store: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,17 +84,48 @@ def read_region_average(
         Equal, bit for bit, to ``lake.responses(subject, region, None, nc_threshold, nc_coord)``.
     """
     store = lake._subject_store(subject)  # the lake's kept store: its trial table is read once
-    ds = store.region(region)  # lazy betas, neuroid coordinates loaded
-    if nc_threshold is not None and nc_coord not in ds.coords:
+    all_coords = _neuroid_coords(store, region)
+    if nc_threshold is not None and nc_coord not in all_coords:
         lake.responses(subject, region, None, nc_threshold=nc_threshold, nc_coord=nc_coord)  # the lake's named error
-    keep = np.arange(ds.sizes["neuroid"]) if nc_threshold is None else np.flatnonzero(ds[nc_coord].values > nc_threshold)
+    n_neuroids = len(next(iter(all_coords.values()))) if all_coords else _region_width(store, region)
+    keep = np.arange(n_neuroids) if nc_threshold is None else np.flatnonzero(all_coords[nc_coord] > nc_threshold)
     wanted, group, counts = _trial_grouping(store)
-    ds = ds.isel(neuroid=keep)
-    coords = {str(name): np.asarray(ds[name].values) for name in ds.coords if ds[name].dims == ("neuroid",)}
-    coords.setdefault("neuroid", np.asarray(ds["neuroid"].values))
+    coords = {name: values[keep] for name, values in all_coords.items()}
+    # no stored "neuroid" variable: xarray's default index of the selection, as store.region(...).isel would give
+    coords.setdefault("neuroid", np.arange(len(keep)))
     read = _read_stored_means if store.averaged and not from_trials else _average_trials
     values = read(store, region, keep, wanted, group)
     return {"values": values, "stimulus_id": wanted, "n_repeats": counts.astype(np.int16), "neuroid_coords": coords}
+
+
+def _neuroid_coords(store: Any, region: str) -> dict[str, np.ndarray]:
+    """Every per-neuroid schema coordinate of a region, its components concatenated, read with Zarr.
+
+    The values ``store.region(region)`` loads (decoded by xarray's own CF decoding, strings as numpy
+    ``str``), without opening the trial-level dataset: that open (every array's metadata, the trial
+    coordinates) cost ~0.1-0.15 s per region, more than reading the region's stored means. Kept
+    per store and region (a store is one commit of a subject: its coordinates never change).
+    """
+    cache = _COORDS.setdefault(store, {})
+    if region not in cache:
+        parts = [_component_coords(store, name) for name in store.components(region)]
+        names = [name for name in parts[0] if all(name in part for part in parts)]
+        cache[region] = {name: np.concatenate([part[name] for part in parts]) for name in names}
+    return cache[region]
+
+
+def _component_coords(store: Any, name: str) -> dict[str, np.ndarray]:
+    group = zarr.open_group(store._store, path=f"{store.relative}/regions/{name}", mode="r")
+    wanted = [c for c, entry in load_schema(SCHEMA)["coords"].items() if entry["dims"] == ["neuroid"]]
+    arrays = {c: group[c] for c in wanted if c in group}
+    raw = xr.Dataset({c: xr.Variable(("neuroid",), a[:], dict(a.attrs)) for c, a in arrays.items()})
+    decoded = plain_strings(xr.decode_cf(raw))  # as xr.open_zarr decodes them (fill values, units)
+    return {c: np.asarray(decoded[c].values) for c in arrays}
+
+
+def _region_width(store: Any, region: str) -> int:
+    """Neuroids of a region whose components store no per-neuroid coordinate (the betas' width)."""
+    return sum(zarr.open_array(store._store, path=TRIAL_BETAS.format(relative=store.relative, name=n), mode="r").shape[1] for n in store.components(region))
 
 
 def _component_columns(store: Any, region: str, keep: np.ndarray, array_path: str) -> list[tuple[str, zarr.Array, np.ndarray]]:
@@ -156,6 +194,19 @@ def region_read_bytes(n_trials: int, chunk_width: int = 512) -> int:
     return 2 * 2 * slab + n_trials * AVERAGE_COLUMNS * 8
 
 
+def streamed_read_bytes(array: zarr.Array, n_rows: int) -> int:
+    """Transient bytes of a streamed feature read beside a kernel step: the stored column block
+    (float32, ``n_rows`` rows, one stored chunk wide) and the decoded and compressed chunks in
+    flight (:func:`read_feature_rows`); 0 for a layer a unit reads whole."""
+    from laion_lake.scoring.units import IN_MEMORY_FEATURE_BYTES
+
+    if 4 * n_rows * int(array.shape[1]) <= IN_MEMORY_FEATURE_BYTES:
+        return 0
+    height, width = (int(x) for x in array.chunks)
+    chunk = 4 * height * width
+    return 4 * n_rows * min(width, int(array.shape[1])) + 2 * max(MAX_READ_BYTES // chunk, 1) * chunk
+
+
 def feature_array(lake: Any, model: str, layer: str) -> tuple[zarr.Array, np.ndarray]:
     """The stored activations array of a feature set and its stimulus ids (stored order)."""
     from laion_lake.lake.features import features_path
@@ -204,4 +255,4 @@ def read_feature_rows(array: zarr.Array, rows: np.ndarray, columns: slice = slic
     return result
 
 
-__all__ = ["feature_array", "read_feature_rows", "read_region_average", "region_read_bytes", "rows_of"]
+__all__ = ["feature_array", "read_feature_rows", "read_region_average", "region_read_bytes", "rows_of", "streamed_read_bytes"]

@@ -256,7 +256,9 @@ def run_regression_unit(lake: Any, work: UnitWork, specs: Mapping[str, Benchmark
     for (metric, alphas), members in fits.items():
         names = list(members)
         if metric == "ridgecv":
-            outcomes = decomposition.ridgecv_many([responses[g].values[is_train] for g in names], alphas=np.asarray(alphas))
+            # a generator: each region's train rows are copied as its solve starts and freed after it,
+            # never every region's at once beside the sweep's (n x n) arrays
+            outcomes = decomposition.ridgecv_many((responses[g].values[is_train] for g in names), alphas=np.asarray(alphas))
             for group, outcome in zip(names, outcomes):
                 members[group] = (outcome.predictions, float(outcome.alpha))
         else:

@@ -52,3 +52,26 @@ def test_region_query_reads_a_fraction_of_the_subject(tmp_path):
     # compressed random float32 is near raw size, so the byte ratio tracks the voxel share
     assert one_region / whole < share + 0.1, (one_region, whole)
     assert np.isfinite(one_region) and one_region > 0
+
+
+def test_neuroid_coords_read_with_zarr_equal_the_region_dataset(tmp_path):
+    """The coordinates read_region_average takes from the small Zarr arrays are those store.region loads
+    (names, dtypes, values), for a stored and a derived (concatenated) region, the NC filter applied."""
+    from laion_lake.scoring.reads import _neuroid_coords
+
+    lake = create_lake(str(tmp_path / "lake"))
+    lake.write_stimuli(handmade.stimulus_table())
+    lake.write_subject("sub-01", handmade.assembly("sub-01", regions=REGIONS))
+    store = lake._subject_store("sub-01")
+    for region in ("V1", "IT_full"):
+        ds = store.region(region)
+        expected = {str(n): np.asarray(ds[n].values) for n in ds.coords if ds[n].dims == ("neuroid",)}
+        coords = _neuroid_coords(store, region)
+        assert sorted(coords) == sorted(expected) and "nc_12rep" in coords and "neuroid_id" in coords
+        for name, values in expected.items():
+            assert coords[name].dtype == values.dtype and np.array_equal(coords[name], values), name
+        keep = np.flatnonzero(ds["nc_12rep"].values > 30.0)
+        block = read_region_average(lake, "sub-01", region, 30.0, "nc_12rep")
+        assert 0 < len(keep) < ds.sizes["neuroid"] and block["values"].shape[1] == len(keep)
+        assert np.array_equal(block["neuroid_coords"]["neuroid_id"], ds["neuroid_id"].values[keep])
+        assert np.array_equal(block["neuroid_coords"]["neuroid"], ds.isel(neuroid=keep)["neuroid"].values)
