@@ -75,13 +75,13 @@ def main() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from distributed import Client, LocalCluster
 
-    from flows.cluster import quiet_distributed_logs, worker_environment
+    from flows.cluster import quiet_logs, worker_environment
     from flows.score import score_flow
     from laion_lake.benchmarks import list_benchmarks
     from laion_lake.lake import open_lake
     from laion_lake.synthetic import make_lake
 
-    quiet_distributed_logs()
+    quiet_logs()
     url = args.lake or str(HERE / "out" / f"lake-{args.scale}")
     if not (Path(url) / "lake.json").exists():
         print(f"writing the {args.scale} synthetic lake at {url} ...", flush=True)

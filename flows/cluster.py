@@ -1,5 +1,7 @@
-"""Where a flow's Dask tasks run: :class:`ClusterSettings` (a typed flow parameter), the scoring flows'
-client (:func:`cluster_client`: units are plain Dask tasks) and the ingest flow's Prefect task runner.
+"""Where a flow's Dask tasks run: :class:`ClusterSettings` (a typed flow parameter) and the scoring flows'
+client (:func:`cluster_client`: units are plain Dask tasks); the ingest flow's Prefect task runner
+is in :mod:`flows.task_runner`. Importing this module imports neither Prefect nor distributed (the
+CLI's pre-flight uses it before either starts).
 
 - no settings (or no ``address``): the scheduler of Dask's own configuration when it is set
   (``DASK_SCHEDULER_ADDRESS``, or ``scheduler-address`` in a dask config file: how a deployment's
@@ -10,7 +12,7 @@ client (:func:`cluster_client`: units are plain Dask tasks) and the ingest flow'
 
 Dask task keys name their unit (``unit-<model>-<layer>-<subject>-<pool>-<split>-<run id>``) so the
 dashboard shows what runs. A local cluster this process starts can be started early
-(:func:`prestart`, the CLI does it while Prefect's temporary server starts) and is closed cleanly.
+(:func:`prestart`: the CLI does it while Prefect's temporary server starts) and is closed cleanly.
 
 Quiet by default: the workers' console shows only CRITICAL Prefect lines (the ingest flow's task-run
 errors go to the Prefect API and the flow's summary); distributed's INFO lines are dropped. Set
@@ -29,12 +31,10 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from prefect_dask import DaskTaskRunner
-from prefect_dask.task_runners import PrefectDaskFuture
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from laion_lake.dask import DEFAULT_MEMORY_LIMIT, DEFAULT_WORKERS, local_cluster, scheduler_address
-from laion_lake.preflight import PreflightError, is_deterministic, parse_memory_limit
+from laion_lake.preflight import PreflightError, parse_memory_limit
 
 # Prefect reads PREFECT_LOGGING_<path in its logging.yml> overrides when it configures logging,
 # in every process (the Dask workers included)
@@ -75,19 +75,6 @@ class ClusterSettings(BaseModel):
     @property
     def is_local(self) -> bool:
         return not self.address and self.cluster_class in LOCAL_CLASSES
-
-
-def transient_only(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry a failed task run unless its error is deterministic (bad data).
-
-    It lives here, in an importable module, because Dask workers unpickle it by reference: a
-    deployment loads ``flows/score.py`` as a script module the workers cannot import.
-    """
-    try:
-        state.result()
-    except Exception as error:
-        return not is_deterministic(error)
-    return True
 
 
 def cluster_settings(value: ClusterSettings | Mapping[str, Any] | None) -> ClusterSettings:
@@ -277,43 +264,6 @@ def forget_prefect_api() -> None:
     thread.join(timeout=10)
 
 
-class NamedDaskTaskRunner(DaskTaskRunner):
-    """prefect-dask's task runner with Dask keys ``<task name>-<8 hex>`` (e.g. ``ingest-subject-1f2e3d4c``).
-
-    (The scoring flows' units are plain Dask tasks, keyed by :func:`laion_lake.dask.submit`.)
-    """
-
-    def duplicate(self) -> NamedDaskTaskRunner:
-        return type(self)(address=self.address, cluster_class=self.cluster_class, cluster_kwargs=self.cluster_kwargs,
-                          adapt_kwargs=self.adapt_kwargs, client_kwargs=self.client_kwargs)  # fmt: skip
-
-    def submit(self, task: Any, parameters: dict[str, Any], wait_for: Any = None, dependencies: Any = None) -> PrefectDaskFuture:
-        if not self._started:
-            raise RuntimeError("The task runner must be started before submitting work.")
-        import uuid
-
-        future = self.client.submit(
-            task, key=f"{task.name}-{uuid.uuid4().hex[:8]}", parameters=self._optimize_futures(parameters),
-            wait_for=self._optimize_futures(wait_for) if wait_for else None, dependencies=dependencies, return_type="state",
-        )  # fmt: skip
-        return PrefectDaskFuture(wrapped_future=future, task_run_id=future.task_run_id)
-
-
-def task_runner(cluster: ClusterSettings | Mapping[str, Any] | None = None, address: str | None = None) -> DaskTaskRunner:
-    """A task runner for ``address`` (from :func:`cluster_address`) or the settings' cluster class."""
-    settings = cluster_settings(cluster)
-    address = address or settings.address or scheduler_address()
-    if address:
-        return NamedDaskTaskRunner(address=address)
-    if settings.is_local:
-        kwargs = {"n_workers": settings.workers, "threads_per_worker": 1, "processes": True, "memory_limit": settings.memory_limit,
-                  "dashboard_address": "127.0.0.1:0", "silence_logs": logging.WARNING, **settings.cluster_kwargs}  # fmt: skip
-        if kwargs.get("processes", True):
-            kwargs["env"] = {**worker_environment(), **kwargs.get("env", {})}
-        return NamedDaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
-    return NamedDaskTaskRunner(cluster_class=settings.cluster_class, cluster_kwargs=settings.cluster_kwargs, adapt_kwargs=settings.adapt_kwargs)
-
-
 @contextlib.contextmanager
 def cluster_client(settings: ClusterSettings | Mapping[str, Any] | None) -> Iterator[Any]:
     """A ``distributed.Client`` of the settings' cluster for the duration (see :func:`cluster_address`).
@@ -348,27 +298,6 @@ def _cluster_class(name: str | None) -> type:
         return getattr(importlib.import_module(module), attribute)
     except (ImportError, AttributeError, ValueError) as error:
         raise PreflightError(f"cluster_class {name!r} cannot be imported ({type(error).__name__}: {error})") from None
-
-
-@contextlib.contextmanager
-def api_for_workers() -> Iterator[None]:
-    """Point the Dask workers' task runs at this flow's Prefect API.
-
-    Without a configured ``PREFECT_API_URL`` a flow talks to a temporary server that Prefect starts
-    in this process; a worker process would start a temporary server of its own (seconds per
-    worker, and task runs recorded apart from their flow). The settings context travels with every
-    submitted task, so setting the URL here reaches every worker, local or remote.
-    """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    if PREFECT_API_URL.value():
-        yield
-        return
-    from prefect.client.orchestration import get_client
-
-    url = str(get_client(sync_client=True).api_url).rstrip("/")
-    with temporary_settings(updates={PREFECT_API_URL: url}):
-        yield
 
 
 def check_reachable(settings: ClusterSettings, timeout: float = 5) -> None:

@@ -23,7 +23,8 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, task
 
 from flows.checked import checked_flow
-from flows.cluster import ClusterSettings, api_for_workers, check_reachable, cluster_settings, quiet_logs, task_runner, transient_only
+from flows.cluster import ClusterSettings, check_reachable, cluster_settings, quiet_logs
+from flows.task_runner import api_for_workers, task_runner, transient_only
 from laion_lake.ingest.layout import ReleaseLayout
 from laion_lake.ingest.release import release_subjects
 from laion_lake.ingest.voxels import SCOPES

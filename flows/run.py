@@ -71,8 +71,11 @@ def run_plan(work: Plan, force: bool, cluster: ClusterSettings | dict | None) ->
         if todo.units:
             from prefect.settings import PREFECT_API_URL
 
+            from flows.server import is_temporary
+
+            api_url = PREFECT_API_URL.value()
             with cluster_client(cluster) as client:
-                announce(client, bar, server=bool(PREFECT_API_URL.value()))
+                announce(client, bar, server=bool(api_url) and not is_temporary(api_url))
                 rows, failures = collect(submit(client, todo, force, retries=RETRIES), bar, unit_ended)
         else:
             rows, failures = [aggregate_by_key(todo.request.lake_url, todo.storage_options, *agg) for agg in work.aggregates], []

@@ -141,9 +141,19 @@ def _preflight(args: argparse.Namespace, feature_sets: list[str] | None, benchma
 
 
 def _run_score(args: argparse.Namespace, feature_sets: list[str] | None, benchmarks: list[str] | None) -> dict[str, Any]:
-    if not args.in_process:
+    if args.in_process:
+        work, settings = _preflight(args, feature_sets, benchmarks)
+    else:
+        from flows.server import start as start_server, stop as stop_server
+
         _prefect_environment(args.verbose)  # before anything imports Prefect: it reads its settings then
-    work, settings = _preflight(args, feature_sets, benchmarks)
+        # Prefect's temporary server boots (~7 s) while the pre-flight runs; stopped at once if not needed
+        start_server()
+        try:
+            work, settings = _preflight(args, feature_sets, benchmarks)
+        except BaseException:
+            stop_server(wait=False)
+            raise
     request = work.request
     if args.in_process:
         from laion_lake.lake import open_lake
@@ -157,21 +167,21 @@ def _run_score(args: argparse.Namespace, feature_sets: list[str] | None, benchma
 
     done = set() if args.force else done_units(work)
     if len(done) == len(work.units):
+        stop_server(wait=False)
         return _aggregate_here(work)
-    from flows.server import prestart as prestart_server, wait_until_started
+    import distributed  # noqa: F401 - here, not in the cluster's start thread, while Prefect imports in this one
+    from flows.cluster import prestart
+    from flows.server import serving
 
-    # Prefect's temporary server boots while the flows are imported and the local cluster starts
-    # (and its workers import what units need)
-    prestart_server()
+    # the local cluster (its workers importing what units need) starts while this process imports Prefect and the flows
+    prestart(settings)
     import flows.run
     import flows.score
-    from flows.cluster import prestart
 
-    prestart(settings)
-    wait_until_started()
     flows.run.SHOW_PROGRESS = True
     _quiet_flow_failures()
-    return flows.score.score_flow(request.lake_url, request.feature_set_names, list(request.benchmarks), args.storage_options, args.force, settings)
+    with serving():
+        return flows.score.score_flow(request.lake_url, request.feature_set_names, list(request.benchmarks), args.storage_options, args.force, settings)
 
 
 def _aggregate_here(work: Any) -> dict[str, Any]:

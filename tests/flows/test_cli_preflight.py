@@ -1,6 +1,6 @@
 """The CLI's pre-flight: every bad input of ``score``/``batch``/``scores`` is one line and exit 2,
-before Prefect or Dask start; ``--version``; filters that match
-nothing list what exists."""
+before Prefect is imported or Dask starts (the temporary Prefect server the CLI starts alongside is
+stopped); ``--version``; filters that match nothing list what exists."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ def test_bad_input_is_one_line_and_exit_2(lake_url: str, args: list[str], messag
     assert main(["score", lake_url, *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+    from flows import server
+
+    assert server._server is None or server._server.process is None  # the server started alongside is stopped
 
 
 def test_batch_models_and_scores_filters(lake_url: str, capsys: pytest.CaptureFixture) -> None:

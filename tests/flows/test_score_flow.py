@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from flows.batch import batch_flow, summary_table
-from flows.cluster import ClusterSettings, NamedDaskTaskRunner, task_runner
+from flows.cluster import ClusterSettings
+from flows.task_runner import NamedDaskTaskRunner, task_runner
 from flows.score import score_flow
 from laion_lake.dask import UnitsFailedError
 from laion_lake.preflight import resolve_feature_sets
