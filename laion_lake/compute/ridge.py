@@ -40,15 +40,19 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.linalg
-from scipy.linalg import blas, lapack
+from scipy.linalg import blas
 
 from laion_lake.compute.kernel import DEFAULT_FEATURE_CHUNK_SIZE, compute_centered_linear_kernels
-
-DEFAULT_ALPHAS = 10.0 ** np.arange(-10, 11)
-DEFAULT_TARGET_BATCH_SIZE = 1024
+from laion_lake.compute.ridge_cv import (  # re-exported: the alpha-selecting solve moved to ridge_cv
+    KernelRidgeCVResult, _gcv_error_sums, _loo_error_sums_per_target, _loo_error_sums_shared, _predict_with_alphas,
+    solve_kernel_ridge_cv_eigen,
+)
+from laion_lake.compute.ridge_linalg import (  # re-exported: the shared pieces moved to ridge_linalg
+    DEFAULT_ALPHAS, DEFAULT_TARGET_BATCH_SIZE, Criterion, _check_lapack_info, _check_targets, _dual_weights, _gemm,
+    _project_target_batch, _project_targets, _require_test_kernel, _target_means,
+)
 
 EighDriver = Literal["evd", "evr", "ev", "numpy"]
-Criterion = Literal["loo", "gcv"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -99,22 +103,6 @@ class CenteredKernelEigendecomposition:
         ``targets`` may be a generator: each matrix is solved as it comes, so only one is held at a time.
         """
         return [solve_kernel_ridge_cv_eigen(self, Y, alphas=alphas, predict=predict) for Y in targets]
-
-
-def _gemm(a: np.ndarray, b: np.ndarray, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
-    """``op(a) @ op(b)`` through scipy's BLAS, F-ordered, without copying C-ordered operands.
-
-    All heavy products of this module go through scipy's BLAS (as do its SYRK, TRMM and LAPACK
-    calls) rather than numpy's ``@``: numpy and scipy wheels each bundle their own OpenBLAS, and
-    alternating between two thread pools that spin-wait after each call makes them compete for
-    the same cores.
-    """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if not a.flags.f_contiguous and a.flags.c_contiguous:
-        a, trans_a = a.T, not trans_a
-    if not b.flags.f_contiguous and b.flags.c_contiguous:
-        b, trans_b = b.T, not trans_b
-    return blas.dgemm(1.0, a, b, trans_a=int(trans_a), trans_b=int(trans_b))
 
 
 def _householder_vector_to_constant(n: int) -> tuple[np.ndarray, float]:
@@ -230,69 +218,6 @@ def eigendecompose_centered_kernel(
 
 
 # --------------------------------------------------------------------------------------------------
-# shared pieces of the solves
-# --------------------------------------------------------------------------------------------------
-
-
-def _check_lapack_info(routine: str, info: int) -> None:
-    if info != 0:
-        raise np.linalg.LinAlgError(f"LAPACK {routine} failed with info = {info}")
-
-
-def _dual_weights(eigenvalues: np.ndarray, alpha: float) -> np.ndarray:
-    """``1 / (lam + alpha)``, with weight 0 for the (unpenalised, intercept) constant direction 0."""
-    weights = 1.0 / (eigenvalues + alpha)
-    weights[0] = 0.0
-    return weights
-
-
-def _check_targets(Y_train: np.ndarray, n_train: int) -> np.ndarray:
-    if Y_train.ndim != 2:
-        raise ValueError(f"Y_train must be 2-D (n_samples, n_targets), got shape {Y_train.shape}")
-    if Y_train.shape[0] != n_train:
-        raise ValueError(f"Y_train has {Y_train.shape[0]} rows, the kernel has n_train = {n_train}")
-    return Y_train
-
-
-def _target_means(Y_train: np.ndarray, target_batch_size: int) -> np.ndarray:
-    """Train mean of each target, refusing NaN or inf (they would poison every LOO value)."""
-    n_targets = Y_train.shape[1]
-    means = np.empty(n_targets)
-    for start in range(0, n_targets, target_batch_size):
-        stop = min(start + target_batch_size, n_targets)
-        means[start:stop] = np.asarray(Y_train[:, start:stop], dtype=np.float64).mean(axis=0)
-    if not np.all(np.isfinite(means)):
-        bad = np.flatnonzero(~np.isfinite(means))
-        raise ValueError(f"Y_train holds NaN or inf in {bad.size} target(s), e.g. column {bad[0]}")
-    return means
-
-
-def _project_target_batch(
-    Q: np.ndarray, Y_train: np.ndarray, Y_mean: np.ndarray, start: int, stop: int
-) -> np.ndarray:
-    """``Q^T (Y - mean)`` for targets ``start:stop``: shape (n_train, stop - start)."""
-    Yc = np.asarray(Y_train[:, start:stop], dtype=np.float64) - Y_mean[start:stop]
-    return _gemm(Q, Yc, trans_a=True)
-
-
-def _project_targets(
-    Q: np.ndarray, Y_train: np.ndarray, Y_mean: np.ndarray, target_batch_size: int
-) -> np.ndarray:
-    n_targets = Y_train.shape[1]
-    B = np.empty((Q.shape[0], n_targets), order="F")  # column slices stay contiguous
-    for start in range(0, n_targets, target_batch_size):
-        stop = min(start + target_batch_size, n_targets)
-        B[:, start:stop] = _project_target_batch(Q, Y_train, Y_mean, start, stop)
-    return B
-
-
-def _require_test_kernel(decomposition: CenteredKernelEigendecomposition) -> np.ndarray:
-    if decomposition.test_kernel_in_eigenbasis is None:
-        raise ValueError("the decomposition was built without K_test: there is nothing to predict")
-    return decomposition.test_kernel_in_eigenbasis
-
-
-# --------------------------------------------------------------------------------------------------
 # fixed alpha
 # --------------------------------------------------------------------------------------------------
 
@@ -336,218 +261,6 @@ def solve_kernel_ridge_eigen(
         B *= weights[:, None]
         predictions[:, start:stop] = _gemm(test_in_basis, B) + Y_mean[start:stop]
     return predictions
-
-
-# --------------------------------------------------------------------------------------------------
-# alpha chosen by leave-one-out or GCV
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class KernelRidgeCVResult:
-    """Outcome of :func:`solve_kernel_ridge_cv_eigen`.
-
-    Attributes
-    ----------
-    predictions : array of shape (n_test, n_targets), or None
-        Test predictions of the refit with the chosen alpha(s), intercept included.
-    alpha : float or None
-        The alpha shared by all targets; None when ``alpha_per_target``.
-    best_alphas : array of shape (n_targets,)
-        The alpha used for each target (all equal to ``alpha`` when shared).
-    cv_errors : array of shape (n_alphas,) or (n_alphas, n_targets)
-        Mean squared LOO (or GCV) error per candidate alpha: over samples and targets when the
-        alpha is shared, over samples per target otherwise.
-    candidate_alphas : array of shape (n_alphas,)
-    criterion : {"loo", "gcv"}
-    """
-
-    predictions: np.ndarray | None
-    alpha: float | None
-    best_alphas: np.ndarray
-    cv_errors: np.ndarray
-    candidate_alphas: np.ndarray
-    criterion: str
-
-
-def _loo_error_sums_per_target(
-    Q: np.ndarray,
-    eigenvalues: np.ndarray,
-    B: np.ndarray,
-    alphas: np.ndarray,
-    d_all: np.ndarray,
-    target_batch_size: int,
-) -> np.ndarray:
-    """``sum_i (C_ij / d_i)^2`` per alpha and target, with explicit GEMMs: (n_alphas, n_targets)."""
-    n, n_targets = B.shape
-    sums = np.empty((len(alphas), n_targets))
-    scaled_Q = np.empty((n, n), order="F")
-    for a, alpha in enumerate(alphas):
-        np.multiply(Q, _dual_weights(eigenvalues, alpha), out=scaled_Q)
-        inverse_d = 1.0 / d_all[:, a]
-        for start in range(0, n_targets, target_batch_size):
-            stop = min(start + target_batch_size, n_targets)
-            C = _gemm(scaled_Q, B[:, start:stop])
-            C *= inverse_d[:, None]
-            sums[a, start:stop] = np.einsum("ij,ij->j", C, C)
-    return sums
-
-
-def _loo_error_sums_shared(
-    Q: np.ndarray, eigenvalues: np.ndarray, B: np.ndarray, alphas: np.ndarray, d_all: np.ndarray
-) -> np.ndarray:
-    """``sum_ij (C_ij / d_i)^2`` per alpha via ``B^T = U R``: one TRMM per alpha, (n_alphas,)."""
-    n, n_targets = B.shape
-    # Householder QR of B^T (n_targets x n), in place in a copy (B is kept for the refit):
-    # R = the upper triangle of its first r rows, R^T R = B B^T. L = R^T (n x r) has rows :r lower
-    # triangular (TRMM reads only that triangle, so the reflectors left above it are harmless) and
-    # rows r: dense.
-    B_transposed = np.array(B.T, order="F")
-    lwork, info = lapack.dgeqrf_lwork(*B_transposed.shape)
-    _check_lapack_info("dgeqrf_lwork", info)
-    qr, _, _, info = lapack.dgeqrf(B_transposed, lwork=int(lwork), overwrite_a=1)
-    _check_lapack_info("dgeqrf", info)
-    del B_transposed
-    r = min(n_targets, n)
-    L_triangular = np.empty((r, r), order="F")
-    L_triangular[...] = qr[:r, :r].T
-    L_dense = np.array(qr[:r, r:].T, order="F") if r < n else None
-    del qr
-
-    sums = np.empty(len(alphas))
-    scaled_Q = np.empty((n, n), order="F")
-    for a, alpha in enumerate(alphas):
-        np.multiply(Q, _dual_weights(eigenvalues, alpha), out=scaled_Q)
-        # M = (Q W)[:, :r] @ L[:r] + (Q W)[:, r:] @ L[r:], written over the first r columns.
-        M = blas.dtrmm(1.0, L_triangular, scaled_Q[:, :r], side=1, lower=1, overwrite_b=1)
-        if L_dense is not None:
-            M = blas.dgemm(1.0, scaled_Q[:, r:], L_dense, beta=1.0, c=M, overwrite_c=1)
-        row_sums_of_squares = np.einsum("ij,ij->i", M, M)
-        sums[a] = np.sum(row_sums_of_squares / d_all[:, a] ** 2)
-    return sums
-
-
-def _gcv_error_sums(
-    eigenvalues: np.ndarray, B: np.ndarray, alphas: np.ndarray, per_target: bool, target_batch_size: int
-) -> np.ndarray:
-    """``sum_i (C_ij / mean(d))^2`` per alpha (and target): (n_alphas,) or (n_alphas, n_targets)."""
-    n, n_targets = B.shape
-    squared_weights = np.empty((len(alphas), n))
-    mean_d = np.empty(len(alphas))
-    for a, alpha in enumerate(alphas):
-        weights = _dual_weights(eigenvalues, alpha)
-        squared_weights[a] = weights**2
-        mean_d[a] = weights.sum() / n  # columns of Q have unit norm
-    if not per_target:
-        return _gemm(squared_weights, np.einsum("kj,kj->k", B, B)[:, None])[:, 0] / mean_d**2
-    sums = np.empty((len(alphas), n_targets))
-    for start in range(0, n_targets, target_batch_size):
-        stop = min(start + target_batch_size, n_targets)
-        sums[:, start:stop] = _gemm(squared_weights, B[:, start:stop] ** 2)
-    return sums / mean_d[:, None] ** 2
-
-
-def _predict_with_alphas(
-    test_in_basis: np.ndarray,
-    eigenvalues: np.ndarray,
-    B: np.ndarray,
-    Y_mean: np.ndarray,
-    best_alphas: np.ndarray,
-    target_batch_size: int,
-) -> np.ndarray:
-    n_test, n_targets = test_in_basis.shape[0], B.shape[1]
-    predictions = np.empty((n_test, n_targets))
-    for alpha in np.unique(best_alphas):
-        targets = np.flatnonzero(best_alphas == alpha)
-        weights = _dual_weights(eigenvalues, alpha)
-        for start in range(0, len(targets), target_batch_size):
-            chosen = targets[start : start + target_batch_size]
-            contiguous = chosen[-1] - chosen[0] + 1 == len(chosen)
-            columns = slice(chosen[0], chosen[-1] + 1) if contiguous else chosen
-            predictions[:, columns] = _gemm(test_in_basis, weights[:, None] * B[:, columns]) + Y_mean[columns]
-    return predictions
-
-
-def solve_kernel_ridge_cv_eigen(
-    decomposition: CenteredKernelEigendecomposition,
-    Y_train: np.ndarray,
-    alphas: np.ndarray = DEFAULT_ALPHAS,
-    criterion: Criterion = "loo",
-    alpha_per_target: bool = False,
-    target_batch_size: int = DEFAULT_TARGET_BATCH_SIZE,
-    predict: bool = True,
-) -> KernelRidgeCVResult:
-    """Ridge with intercept, alpha chosen by exact leave-one-out (or GCV), refit and predicted.
-
-    The default reproduces ``sklearn.linear_model.RidgeCV(alphas, alpha_per_target=False,
-    fit_intercept=True)`` on its eigen-of-Gram path: the alpha minimising the mean over samples and
-    targets of the squared LOO residuals, ties going to the first alpha in ``alphas``.
-
-    Parameters
-    ----------
-    decomposition : CenteredKernelEigendecomposition
-        From :func:`eigendecompose_centered_kernel` (with ``K_test`` when ``predict``).
-    Y_train : array of shape (n_train, n_targets)
-        Train targets (any float dtype; centred in float64 on their train means).
-    alphas : array of shape (n_alphas,)
-        Candidate regularisations, all > 0. Default ``10**k, k = -10..10``.
-    criterion : {"loo", "gcv"}
-        ``"loo"``: exact efficient leave-one-out. ``"gcv"``: generalized cross-validation, each
-        sample's leverage replaced by the mean leverage (trace based).
-    alpha_per_target : bool
-        Choose one alpha per target (each target's own mean over samples) instead of one shared.
-    target_batch_size : int
-        Targets processed at a time in the per-target paths and the refit.
-    predict : bool
-        Compute test predictions with the chosen alpha(s).
-
-    Returns
-    -------
-    KernelRidgeCVResult
-
-    Notes
-    -----
-    Cost after the decomposition: ``Q^T Y`` (2 n^2 n_targets), then per alpha a TRMM of n^3 flops
-    (shared alpha, LOO: see the module docstring), a GEMM of 2 n^2 n_targets (per-target LOO), or
-    O(n n_targets) (GCV). Extra memory: ``B`` (n x n_targets), one transient copy of it for the QR,
-    and two (n x n) arrays.
-    """
-    alphas = np.asarray(alphas, dtype=np.float64).ravel()
-    if alphas.size == 0 or not np.all(alphas > 0):
-        raise ValueError(f"alphas must be a non-empty list of values > 0, got {alphas}")
-    if criterion not in ("loo", "gcv"):
-        raise ValueError(f"criterion must be 'loo' or 'gcv', got {criterion!r}")
-    Y_train = _check_targets(Y_train, decomposition.n_train)
-    test_in_basis = _require_test_kernel(decomposition) if predict else None
-    Q, eigenvalues = decomposition.eigenvectors, decomposition.eigenvalues
-    n, n_targets = Y_train.shape
-
-    Y_mean = _target_means(Y_train, target_batch_size)
-    B = _project_targets(Q, Y_train, Y_mean, target_batch_size)
-
-    if criterion == "gcv":
-        sums = _gcv_error_sums(eigenvalues, B, alphas, alpha_per_target, target_batch_size)
-    else:
-        weights_all = np.stack([_dual_weights(eigenvalues, alpha) for alpha in alphas], axis=1)
-        d_all = _gemm(Q * Q, weights_all)  # diag of the regularised inverse, (n, n_alphas)
-        if alpha_per_target:
-            sums = _loo_error_sums_per_target(Q, eigenvalues, B, alphas, d_all, target_batch_size)
-        else:
-            sums = _loo_error_sums_shared(Q, eigenvalues, B, alphas, d_all)
-
-    if alpha_per_target:
-        cv_errors = sums / n
-        best_alphas = alphas[np.argmin(cv_errors, axis=0)]  # argmin: ties -> first alpha
-        alpha = None
-    else:
-        cv_errors = sums / (n * n_targets)
-        alpha = float(alphas[np.argmin(cv_errors)])
-        best_alphas = np.full(n_targets, alpha)
-
-    predictions = None
-    if predict:
-        predictions = _predict_with_alphas(test_in_basis, eigenvalues, B, Y_mean, best_alphas, target_batch_size)
-    return KernelRidgeCVResult(predictions, alpha, best_alphas, cv_errors, alphas, criterion)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ snapshot read, so a store and its manifest entry are written in one commit.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
@@ -16,13 +15,20 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from laion_lake.compute.averaging import average_rows_by_group, group_index_for_trials
-from laion_lake.errors import LakeNotFoundError, MissingStimuliError, UnknownNameError
+from laion_lake.errors import LakeNotFoundError, UnknownNameError
 from laion_lake.lake.annotate import annotated
-from laion_lake.lake.averages import stored_means
-from laion_lake.lake.features import FEATURES_GROUP, feature_key, features_path, name_from_component, open_features, write_features
+from laion_lake.lake.features import feature_key, features_path, name_from_component, open_features, write_features
+from laion_lake.lake.manifest import (  # re-exported: the manifest reading moved to manifest
+    FIXED_GROUPS,
+    RESULTS_GROUP,
+    SCHEMAS,
+    _entries,
+    _new_root_attrs,
+    read_manifest,
+)
+from laion_lake.lake.responses import subject_responses
 from laion_lake.lake.storage import LakeStorage, writable_group
-from laion_lake.lake.subjects import SUBJECTS_GROUP, SubjectStore, subject_manifest_entry, write_subject
+from laion_lake.lake.subjects import SubjectStore, subject_manifest_entry, write_subject
 from laion_lake.lake.tables import (
     SPLITS_PATH,
     STIMULI_PATH,
@@ -32,59 +38,7 @@ from laion_lake.lake.tables import (
     splits_dataset_from_documents,
     write_table,
 )
-from laion_lake.lake.zarr_io import COMPLETE_ATTR, ENTRY_ATTR
-from storage_schemas import check_record, latest_version
 from storage_schemas.variables import with_variable_attrs
-
-SCHEMAS = ("subject_assembly", "stimuli", "splits", "features", "score_record", "lake_manifest")
-# groups created once, with the lake: two sessions that both create a new parent group cannot be rebased
-RESULTS_GROUP = "results"
-FIXED_GROUPS = (SUBJECTS_GROUP, FEATURES_GROUP, RESULTS_GROUP, f"{RESULTS_GROUP}/units", f"{RESULTS_GROUP}/aggregates")
-
-
-def _new_root_attrs() -> dict[str, Any]:
-    return {
-        "format": "laion-lake",
-        "schema_versions": {name: latest_version(name) for name in SCHEMAS},
-        "provenance": {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
-    }
-
-
-def _entries(storage: LakeStorage, parent: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(group name, manifest entry) of every complete store directly under ``parent``."""
-    group = storage.group(parent)
-    if group is None:
-        return
-    for name, child in group.groups():
-        attrs = child.attrs
-        if attrs.get(COMPLETE_ATTR) and ENTRY_ATTR in attrs:
-            yield name, dict(attrs[ENTRY_ATTR])
-
-
-def read_manifest(storage: LakeStorage) -> dict[str, Any]:
-    """The manifest (what lake.json used to hold) of the snapshot ``storage`` reads."""
-    root = storage.group("")
-    if root is None or root.attrs.get("format") != "laion-lake":
-        raise LakeNotFoundError(f"no lake at {storage.url}; create one with `laion-lake synth` or create_lake()")
-    attrs = root.attrs.asdict()
-    manifest: dict[str, Any] = {
-        "format": attrs["format"],
-        "schema_versions": dict(attrs.get("schema_versions", {})),
-        "provenance": dict(attrs.get("provenance", {})),
-        "subjects": dict(_entries(storage, SUBJECTS_GROUP)),
-        "pools": [],
-        "features": {},
-    }
-    for name, path in (("stimuli", STIMULI_PATH), ("splits", SPLITS_PATH)):
-        group = storage.group(path)
-        if group is not None and group.attrs.get(COMPLETE_ATTR):
-            manifest[name] = dict(group.attrs[ENTRY_ATTR])
-    if "splits" in manifest:
-        manifest["pools"] = list(manifest["splits"].get("pools", []))
-    for _, entry in _entries(storage, FEATURES_GROUP):
-        manifest["features"][feature_key(entry["model"], entry["layer"])] = entry
-    check_record(manifest, "lake_manifest", where=f"{storage.url} (snapshot {storage.snapshot_id})")
-    return manifest
 
 
 class Lake:
@@ -353,44 +307,7 @@ class Lake:
         MissingStimuliError
             A wanted stimulus was never shown to this subject; the message names it.
         """
-        store = self._subject_store(subject)
-        ds = store.region(region)
-        if nc_threshold is not None:
-            if nc_coord not in ds.coords:
-                choices = [c for c in ds.coords if str(c).startswith("nc")]
-                raise UnknownNameError("noise-ceiling coordinate", nc_coord, choices, where=store.where)
-        keep = np.arange(ds.sizes["neuroid"]) if nc_threshold is None else np.flatnonzero(ds[nc_coord].values > nc_threshold)
-        ds = ds.isel(neuroid=keep)
-        trial_ids = store.trials["stimulus_id"].values
-        seen = np.unique(trial_ids)
-        wanted = seen if stimulus_ids is None else np.unique(np.asarray(list(stimulus_ids)).astype(str))
-        missing = np.setdiff1d(wanted, seen)
-        if len(missing):
-            raise MissingStimuliError(f"{store.where} (subject {subject})", list(missing), needed_by=f"responses({region!r})")
-        group = group_index_for_trials(trial_ids, wanted)
-        trials = np.flatnonzero(group >= 0)
-        counts = np.bincount(group[trials], minlength=len(wanted)).astype(np.int16)
-        if store.averaged:  # the repeat means stored with the betas: a fifth of the bytes, the same values
-            averaged = stored_means(store, region, keep, np.searchsorted(seen, wanted))
-        else:
-            betas = ds["betas"].data[trials]
-            # one block per neuroid chunk holding all selected trials: bounded by trials x chunk width
-            betas = betas.rechunk({0: -1})
-            averaged = betas.map_blocks(
-                average_rows_by_group,
-                group[trials],
-                len(wanted),
-                chunks=((len(wanted),), betas.chunks[1]),
-                dtype=betas.dtype,
-            )
-        neuroid_coords = {name: ds[name].variable for name in ds.coords if ds[name].dims == ("neuroid",)}
-        return annotated(xr.DataArray(
-            averaged,
-            dims=("stimulus_id", "neuroid"),
-            coords={"stimulus_id": wanted, "n_repeats": ("stimulus_id", counts), **neuroid_coords},
-            name="responses",
-            attrs={"subject": subject, "region": region, "nc_threshold": nc_threshold, "nc_coord": nc_coord},
-        ))
+        return subject_responses(self._subject_store(subject), subject, region, stimulus_ids, nc_threshold, nc_coord)
 
     def voxel_scores(self, model: str, layer: str, benchmark: Any, quantity: str = "r") -> xr.DataArray:
         """Per-voxel results of a scored regression benchmark, lazy (dask-backed): (subject, neuroid),
