@@ -7,6 +7,7 @@ snapshot read, so a store and its manifest entry are written in one commit.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
@@ -20,6 +21,7 @@ from laion_lake.lake.annotate import annotated
 from laion_lake.lake.features import feature_key, features_path, name_from_component, open_features, write_features
 from laion_lake.lake.manifest import (  # re-exported: the manifest reading moved to manifest
     FIXED_GROUPS,
+    MANIFEST_PATHS,
     RESULTS_GROUP,
     SCHEMAS,
     _entries,
@@ -27,6 +29,7 @@ from laion_lake.lake.manifest import (  # re-exported: the manifest reading move
     read_manifest,
 )
 from laion_lake.lake.responses import subject_responses
+from laion_lake.lake.snapshot_cache import snapshot_cached
 from laion_lake.lake.storage import LakeStorage, writable_group
 from laion_lake.lake.subjects import SubjectStore, subject_manifest_entry, write_subject
 from laion_lake.lake.tables import (
@@ -99,7 +102,7 @@ class Lake:
         cached = self.__dict__.get("_manifest")
         if cached is None or cached[0] != self.storage.snapshot_id:
             self._forget()
-            cached = (self.storage.snapshot_id, read_manifest(self.storage))
+            cached = (self.storage.snapshot_id, copy.deepcopy(snapshot_cached(self.storage, "manifest", MANIFEST_PATHS, lambda: read_manifest(self.storage))))
             self.__dict__["_manifest"] = cached
         return cached[1]
 
@@ -217,13 +220,14 @@ class Lake:
         """The stimulus table: source, shared, ood_category, owner, design_repeats, n_repeats (stimulus_id, subject)."""
         if "stimuli" not in self.manifest:
             raise LakeNotFoundError(f"{self.url} has no stimulus table yet")
-        return with_variable_attrs(read_table(self.storage, STIMULI_PATH, "stimuli"))
+        table = snapshot_cached(self.storage, "stimuli", (f"/{STIMULI_PATH}",), lambda: with_variable_attrs(read_table(self.storage, STIMULI_PATH, "stimuli")))
+        return table.copy(deep=False)  # kept for the process: a caller's new variable or attribute stays its own
 
     @cached_property
     def _splits(self) -> xr.Dataset:
         if "splits" not in self.manifest:
             raise LakeNotFoundError(f"{self.url} has no splits yet")
-        return read_table(self.storage, SPLITS_PATH, "splits")
+        return snapshot_cached(self.storage, "splits", (f"/{SPLITS_PATH}",), lambda: read_table(self.storage, SPLITS_PATH, "splits")).copy(deep=False)
 
     def split_names(self, pool: str) -> list[str]:
         """Stored split names of ``pool`` plus the derived ``ood_<category>`` ones."""

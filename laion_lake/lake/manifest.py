@@ -24,6 +24,8 @@ SCHEMAS = ("subject_assembly", "stimuli", "splits", "features", "score_record", 
 # groups created once, with the lake: two sessions that both create a new parent group cannot be rebased
 RESULTS_GROUP = "results"
 FIXED_GROUPS = (SUBJECTS_GROUP, FEATURES_GROUP, RESULTS_GROUP, f"{RESULTS_GROUP}/units", f"{RESULTS_GROUP}/aggregates")
+# the Icechunk nodes read_manifest reads ("/": the root group's attributes); score records are not among them
+MANIFEST_PATHS = ("/", f"/{SUBJECTS_GROUP}", f"/{FEATURES_GROUP}", f"/{STIMULI_PATH}", f"/{SPLITS_PATH}")
 
 
 def _new_root_attrs() -> dict[str, Any]:

@@ -177,6 +177,11 @@ class LakeStorage:
     def snapshot_id(self) -> str:
         return str(self.session.snapshot_id)
 
+    @property
+    def in_transaction(self) -> bool:
+        """True inside :meth:`transaction` (reads then see uncommitted writes)."""
+        return self._transaction is not None
+
     def refresh(self, snapshot: str | None = None) -> None:
         """Read ``snapshot`` (default: the head of the branch) from now on."""
         self._session = None
