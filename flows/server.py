@@ -4,8 +4,8 @@ Without a configured ``PREFECT_API_URL``, a flow's first API call starts Prefect
 (ephemeral) server, ``SubprocessASGIServer``: uvicorn serving ``prefect.server.api.server:create_app``
 in a subprocess, ~7 s to answer on two quiet cores. Prefect starts it only when the flow begins, and
 starting it through Prefect means importing the server module first (2-3 s in this process). The
-CLI instead runs the same command itself (:func:`start`) as soon as its pre-flight has passed and
-before it imports Prefect, so the server boots while the flows import and the local cluster starts;
+CLI instead runs the same command itself (:func:`start`) first thing, before its pre-flight and
+before it imports Prefect, so the server boots while those run and the local cluster starts;
 the flow then talks to it as to a configured server (:func:`serving` sets ``PREFECT_API_URL`` for
 the duration of the run). One server per process, reused by later runs in it and stopped at exit,
 as Prefect's own is. This module imports only the standard library.
@@ -99,16 +99,21 @@ def start() -> None:
     :func:`serving` then stops this one unused.
     """
     global _server
-    if os.environ.get(API_URL_ENV) or (_server is not None and _server.process is not None):
+    if os.environ.get(API_URL_ENV) or _running():
         return
-    _server = _server or _Server()
+    if _server is None:
+        _server = _Server()
+        atexit.register(stop)
     _server.spawn()
-    atexit.register(stop)
+
+
+def _running() -> bool:
+    return _server is not None and _server.process is not None
 
 
 def is_temporary(api_url: str | None) -> bool:
     """Whether ``api_url`` is the temporary server of :func:`start` (its pages end with this process)."""
-    return bool(api_url) and _server is not None and _server.process is not None and api_url.rstrip("/") == _server.api_url
+    return bool(api_url) and _running() and api_url.rstrip("/") == _server.api_url
 
 
 def stop(wait: bool = True) -> None:
@@ -129,7 +134,7 @@ def serving() -> Iterator[None]:
     from prefect.context import refresh_global_settings_context
     from prefect.settings import PREFECT_API_URL
 
-    if _server is None or _server.process is None or PREFECT_API_URL.value():
+    if not _running() or PREFECT_API_URL.value():
         stop(wait=False)  # a configured server: the temporary one is not needed
         yield
         return
