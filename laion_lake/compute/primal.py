@@ -19,9 +19,11 @@ by all targets only ``sum_i w_i ||R_i||^2`` is needed (``w_i = 1 / (1 - h_i)^2``
     ||R_i||^2 = e0_i + 2 sum_k g_k U_ik (E0 B^T)_ik + (U diag(g) G diag(g) U^T)_ii,   G = B B^T,
 
 so the targets enter only through the summaries ``e0`` (n), ``E0 B^T`` (n x p) and ``G`` (p x p),
-computed once per target set (4 n p v flops). The voxel-free factor ``T = U^T diag(w) U`` (one
-SYRK, n p^2 flops per alpha) is shared by every target set of the unit: the per-alpha cost does not
-grow with the number of voxels or regions.
+computed once per target set (4 n p v flops). The last term, ``alpha^2 ||(U diag(h) B)_i||^2`` with
+``h = 1 / (s^2 + alpha)``, is summed for every alpha at once by partial fractions (one product of
+2 n p^2 flops per target set, :mod:`laion_lake.compute.loo_fractions`); an alpha where that form
+would round badly is evaluated directly through ``T = U^T diag(w) U`` (one SYRK, n p^2 flops,
+shared by every target set of the unit).
 
 Rank. Directions with ``s^2 <= n * eps * max(s^2)`` are dropped (the dual route zeroes the same
 eigenvalues): they are rounding, and ``s / (s^2 + alpha)`` would amplify it.
@@ -37,7 +39,9 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg import blas
 
+from laion_lake.compute.loo_fractions import fraction_sums, needs_direct
 from laion_lake.compute.ridge import DEFAULT_ALPHAS, KernelRidgeCVResult, _gemm, _target_means
+from laion_lake.compute.ridge_linalg import _symmetric
 
 
 def _features_as_float64(X: Any) -> np.ndarray:
@@ -59,6 +63,8 @@ class TargetSummaries:
     residual_norms : array of shape (n_train,)
         ``e0_i = ||(Yc - U B)_i||^2``.
     means : array of shape (n_targets,)
+    fitted_norms : array of shape (n_train,)
+        ``||(U B)_i||^2 = (U G U^T)_ii``.
     """
 
     B: np.ndarray
@@ -66,6 +72,7 @@ class TargetSummaries:
     cross_on_basis: np.ndarray
     residual_norms: np.ndarray
     means: np.ndarray
+    fitted_norms: np.ndarray
 
     @property
     def n_targets(self) -> int:
@@ -117,7 +124,7 @@ class CenteredPrimalDecomposition:
         residual_norms = np.einsum("ij,ij->i", Yc, Yc) - 2.0 * np.einsum("ik,ik->i", cross, U) + fitted_norms
         cross -= UG
         cross *= U
-        return TargetSummaries(B, gram, cross, np.clip(residual_norms, 0.0, None), means)
+        return TargetSummaries(B, gram, cross, np.clip(residual_norms, 0.0, None), means, fitted_norms)
 
     def ridge(self, Y_train: np.ndarray, alpha: float = 1.0) -> np.ndarray:
         """Fixed-alpha predictions (n_test, n_targets), intercept included."""
@@ -128,7 +135,7 @@ class CenteredPrimalDecomposition:
         means = _target_means(Y_train, Y_train.shape[1] or 1)
         B = _gemm(self.left_vectors, np.asarray(Y_train, dtype=np.float64) - means, trans_a=True)
         empty = np.empty((0, 0))
-        return TargetSummaries(B, empty, empty, np.empty(0), means)
+        return TargetSummaries(B, empty, empty, np.empty(0), means, np.empty(0))
 
     def predict(self, summaries: TargetSummaries, alpha: float) -> np.ndarray:
         """``(X_test - mu) V diag(s / (s^2 + alpha)) B + mean``."""
@@ -140,22 +147,35 @@ class CenteredPrimalDecomposition:
     def loo_error_sums(self, summaries: Sequence[TargetSummaries], alphas: np.ndarray) -> np.ndarray:
         """``sum_ij (LOO residual_ij)^2`` per alpha and target set: (n_alphas, n_sets).
 
-        One SYRK per alpha (``U^T diag(w) U``), shared by every target set.
+        The fitted-signal term for every alpha from one product per target set
+        (:func:`laion_lake.compute.loo_fractions.fraction_sums`); an alpha whose rounding bound
+        there is not small is evaluated directly, by one SYRK (``U^T diag(w) U``) shared by every
+        target set.
         """
         U, s = self.left_vectors, self.singular_values
         n = self.n_train
         squared_U = U * U
         base = 1.0 - 1.0 / n - squared_U.sum(axis=1)
+        g_all = alphas[None, :] / ((s * s)[:, None] + alphas[None, :])  # (r, n_alphas)
+        weights = 1.0 / (base[:, None] + _gemm(squared_U, g_all)) ** 2  # w_i = 1 / (1 - h_i)^2, (n, n_alphas)
+        del squared_U
+        direct_factors: dict[int, np.ndarray] = {}
+
+        def direct_factor(a: int) -> np.ndarray:  # U^T W U, shared by every target set
+            if a not in direct_factors:
+                direct_factors[a] = _symmetric(blas.dsyrk(1.0, np.sqrt(weights[:, a])[:, None] * U, trans=1))
+            return direct_factors[a]
+
         sums = np.empty((len(alphas), len(summaries)))
-        for a, alpha in enumerate(alphas):
-            g = alpha / (s * s + alpha)
-            one_minus_leverage = base + squared_U @ g
-            w = 1.0 / one_minus_leverage**2
-            T = _symmetric(blas.dsyrk(1.0, np.sqrt(w)[:, None] * U, trans=1))  # U^T W U
-            for t, summary in enumerate(summaries):
-                third = g @ ((summary.gram * T) @ g)
-                second = 2.0 * (w @ summary.cross_on_basis) @ g
-                sums[a, t] = w @ summary.residual_norms + second + third
+        for t, summary in enumerate(summaries):
+            first = summary.residual_norms @ weights
+            second = 2.0 * np.einsum("ka,ka->a", _gemm(summary.cross_on_basis, weights, trans_a=True), g_all)
+            fractions = fraction_sums(U, s * s, summary.gram, summary.fitted_norms, weights, alphas)
+            third = alphas**2 * fractions.sums
+            for a in np.flatnonzero(needs_direct(alphas**2 * fractions.error_bounds, first + second + third)):
+                g = g_all[:, a]
+                third[a] = g @ ((summary.gram * direct_factor(a)) @ g)
+            sums[:, t] = first + second + third
         return sums
 
     def ridgecv_many(self, targets: Iterable[np.ndarray], alphas: np.ndarray = DEFAULT_ALPHAS, predict: bool = True) -> list[KernelRidgeCVResult]:
@@ -189,13 +209,6 @@ def _check_alphas(alphas: Any) -> np.ndarray:
     if alphas.size == 0 or not np.all(alphas > 0):
         raise ValueError(f"alphas must be a non-empty list of values > 0, got {alphas}")
     return alphas
-
-
-def _symmetric(upper: np.ndarray) -> np.ndarray:
-    """Full symmetric matrix from the upper triangle a SYRK wrote."""
-    lower = np.tril_indices(upper.shape[0], k=-1)
-    upper[lower] = upper.T[lower]
-    return upper
 
 
 def decompose_centered_features(X_train: Any, X_test: Any | None = None) -> CenteredPrimalDecomposition:

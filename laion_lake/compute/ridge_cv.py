@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.linalg import blas, lapack
 
+from laion_lake.compute.loo_fractions import fraction_sums, needs_direct
 from laion_lake.compute.ridge_linalg import (
     DEFAULT_ALPHAS,
     DEFAULT_TARGET_BATCH_SIZE,
@@ -22,6 +23,7 @@ from laion_lake.compute.ridge_linalg import (
     _check_targets,
     _dual_weights,
     _gemm,
+    _symmetric,
     _project_targets,
     _require_test_kernel,
     _target_means,
@@ -82,6 +84,33 @@ def _loo_error_sums_per_target(
 
 
 def _loo_error_sums_shared(
+    Q: np.ndarray, eigenvalues: np.ndarray, B: np.ndarray, alphas: np.ndarray, d_all: np.ndarray,
+    fitted_norms: np.ndarray | None = None,
+) -> np.ndarray:
+    """``sum_ij (C_ij / d_i)^2`` per alpha, (n_alphas,).
+
+    Every alpha at once by partial fractions (:func:`laion_lake.compute.loo_fractions.fraction_sums`
+    on the non-constant directions, ``omega = 1 / d^2``: one (n x n) product); an alpha whose
+    rounding bound there is not small is evaluated directly, by one TRMM (see
+    :func:`_loo_error_sums_direct`). ``fitted_norms``: ``||Yc_i||^2`` (the centred targets' row
+    norms, which ``Q B`` reproduces), computed from ``B`` when not given.
+    """
+    basis, values, B_rest = Q[:, 1:], eigenvalues[1:], B[1:]  # the constant direction has weight 0
+    if fitted_norms is None:
+        projected = _gemm(basis, B_rest)
+        fitted_norms = np.einsum("ij,ij->i", projected, projected)
+        del projected
+    gram = _symmetric(blas.dsyrk(1.0, B_rest))
+    fractions = fraction_sums(basis, values, gram, fitted_norms, 1.0 / d_all**2, alphas)
+    del gram
+    sums = fractions.sums.copy()
+    direct = np.flatnonzero(needs_direct(fractions.error_bounds, sums))
+    if direct.size:
+        sums[direct] = _loo_error_sums_direct(Q, eigenvalues, B, alphas[direct], d_all[:, direct])
+    return sums
+
+
+def _loo_error_sums_direct(
     Q: np.ndarray, eigenvalues: np.ndarray, B: np.ndarray, alphas: np.ndarray, d_all: np.ndarray
 ) -> np.ndarray:
     """``sum_ij (C_ij / d_i)^2`` per alpha via ``B^T = U R``: one TRMM per alpha, (n_alphas,)."""
@@ -195,8 +224,10 @@ def solve_kernel_ridge_cv_eigen(
 
     Notes
     -----
-    Cost after the decomposition: ``Q^T Y`` (2 n^2 n_targets), then per alpha a TRMM of n^3 flops
-    (shared alpha, LOO: see the docstring of :mod:`laion_lake.compute.ridge`), a GEMM of 2 n^2 n_targets (per-target LOO), or
+    Cost after the decomposition: ``Q^T Y`` (2 n^2 n_targets), then (shared alpha, LOO) ``B B^T``
+    and one product of 2 n^3 flops for every alpha at once, a TRMM of n^3 flops for each alpha
+    where that form would round badly (see :mod:`laion_lake.compute.loo_fractions`); per alpha a
+    GEMM of 2 n^2 n_targets (per-target LOO), or
     O(n n_targets) (GCV). Extra memory: ``B`` (n x n_targets), one transient copy of it for the QR,
     and two (n x n) arrays.
     """
@@ -221,7 +252,10 @@ def solve_kernel_ridge_cv_eigen(
         if alpha_per_target:
             sums = _loo_error_sums_per_target(Q, eigenvalues, B, alphas, d_all, target_batch_size)
         else:
-            sums = _loo_error_sums_shared(Q, eigenvalues, B, alphas, d_all)
+            centred = np.asarray(Y_train, dtype=np.float64) - Y_mean
+            fitted_norms = np.einsum("ij,ij->i", centred, centred)
+            del centred
+            sums = _loo_error_sums_shared(Q, eigenvalues, B, alphas, d_all, fitted_norms)
 
     if alpha_per_target:
         cv_errors = sums / n

@@ -40,6 +40,18 @@ def _gemm(a: np.ndarray, b: np.ndarray, trans_a: bool = False, trans_b: bool = F
     return blas.dgemm(1.0, a, b, trans_a=int(trans_a), trans_b=int(trans_b))
 
 
+def _symmetric(upper: np.ndarray, block: int = 512) -> np.ndarray:
+    """The full symmetric matrix from the upper triangle a SYRK wrote, in place, by column blocks
+    (an (n x n) Gram matrix is never copied, nor indexed by its n^2 / 2 pairs)."""
+    for start in range(0, upper.shape[0], block):
+        stop = min(start + block, upper.shape[0])
+        upper[start:stop, :start] = upper[:start, start:stop].T
+        square = upper[start:stop, start:stop]
+        lower = np.tril_indices(stop - start, k=-1)
+        square[lower] = square.T[lower]
+    return upper
+
+
 def _check_lapack_info(routine: str, info: int) -> None:
     if info != 0:
         raise np.linalg.LinAlgError(f"LAPACK {routine} failed with info = {info}")

@@ -27,6 +27,8 @@ import numpy as np
 from laion_lake.compute.kernel import compute_centered_linear_kernels
 from laion_lake.compute.primal import CenteredPrimalDecomposition, decompose_centered_features
 from laion_lake.compute.ridge import CenteredKernelEigendecomposition, eigendecompose_centered_kernel
+from laion_lake.compute.loo_fractions import FRACTION_ROW_BLOCK
+from laion_lake.compute.ridge_linalg import DEFAULT_ALPHAS
 
 Route = Literal["primal", "dual"]
 # a worker process's resident size before any unit (python, numpy, scipy, xarray, zarr, dask)
@@ -146,17 +148,23 @@ def regression_peak_bytes(
         eigenvectors and Q; syevr workspace 26 n), and the sweep phase
         ``8 * (2 n^2 + n_test n + 2 n v + 2 n_test v) + 4 n v`` (Q, then ``Q * Q`` or the scaled Q,
         B and the QR's factor, the test basis and predictions, one region's float32 train rows).
+        Both routes add the partial-fraction sweep's blocks, ``8 * (6 n b + 3 n n_alphas)`` with
+        ``b = min(256, r)``.
         Measured on a streamed 100,000-feature unit (n 5,833, n_test 371, 6,204 x 8,192 stored
         blocks): the eigendecomposition and sweep phases peak within 2 % of one another.
     """
     n, t, p, v = n_train, n_test, n_features, max(n_voxels, 1)
     route = route or choose_route(n, p)
+    # the partial-fraction sweep's blocks (laion_lake.compute.loo_fractions): a few (n x block)
+    # products and a (block x r) slice of M, and the per-sample weights of every alpha
+    fractions = _FLOAT * (6 * n * min(FRACTION_ROW_BLOCK, p if route == "primal" else n) + 3 * n * len(DEFAULT_ALPHAS))
     if route == "primal":
-        return _FLOAT * (3 * n * p + 2 * t * p + 3 * p * p + 2 * n * v + 2 * p * v + 2 * n * p + t * v)
+        return _FLOAT * (3 * n * p + 2 * t * p + 3 * p * p + 2 * n * v + 2 * p * v + 2 * n * p + t * v) + fractions
     c = min(feature_chunk_size, p)
     kernel_phase = _FLOAT * (n * n + t * n + (n + t) * c) + 4 * (n + t) * c + read_bytes
     eigen_phase = _FLOAT * (3 * n * n + t * n + 26 * n)
-    sweep_phase = _FLOAT * (2 * n * n + t * n + 2 * n * v + 2 * t * v) + 4 * n * v
+    # the sweep: Q and the scaled Q (direct alphas) or Q and G = B B^T (the fraction form)
+    sweep_phase = _FLOAT * (2 * n * n + t * n + 2 * n * v + 2 * t * v) + 4 * n * v + fractions
     return max(kernel_phase, eigen_phase, sweep_phase)
 
 
