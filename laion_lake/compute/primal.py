@@ -1,9 +1,10 @@
 """Primal ridge regression for many targets, with exact efficient leave-one-out over all alphas.
 
 When a layer has fewer features than there are training samples (p < n), the cheap exact route is
-the primal one: one thin SVD of the centred train features ``Xc = U diag(s) V^T`` (n x p, O(n p^2)),
-instead of the dual route's eigendecomposition of the n x n kernel (O(n^3)). Both give the same
-fit, the same leave-one-out errors and hence the same alpha (tested against each other and against
+the primal one: one thin SVD of the centred train features ``Xc = U diag(s) V^T`` (n x p, O(n p^2);
+through the p x p Gram matrix when the layer is well conditioned, see :func:`_well_conditioned_basis`),
+instead of the dual route's eigendecomposition of the n x n kernel (O(n^3)). Both give the same fit,
+the same leave-one-out errors and hence the same alpha (tested against each other and against
 scikit-learn's ``RidgeCV``).
 
 Intercept. ``Xc`` is centred on the train means, so the columns of ``U`` are orthogonal to the
@@ -36,12 +37,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.linalg
-from scipy.linalg import blas
 
 from laion_lake.compute.loo_fractions import fraction_sums, needs_direct
 from laion_lake.compute.ridge import DEFAULT_ALPHAS, KernelRidgeCVResult, _gemm, _target_means
-from laion_lake.compute.ridge_linalg import _symmetric
 
 
 def _features_as_float64(X: Any) -> np.ndarray:
@@ -117,7 +115,7 @@ class CenteredPrimalDecomposition:
         means = _target_means(Y_train, Y_train.shape[1] or 1)
         Yc = np.asarray(Y_train, dtype=np.float64) - means
         B = _gemm(U, Yc, trans_a=True)  # (r, v)
-        gram = _symmetric(blas.dsyrk(1.0, B))  # B B^T
+        gram = B @ B.T  # numpy's SYRK (one buffer, transposed): exactly symmetric
         UG = _gemm(U, gram)
         cross = _gemm(Yc, B, trans_b=True)  # Yc B^T
         fitted_norms = np.einsum("ik,ik->i", UG, U)  # ||(U B)_i||^2
@@ -163,7 +161,8 @@ class CenteredPrimalDecomposition:
 
         def direct_factor(a: int) -> np.ndarray:  # U^T W U, shared by every target set
             if a not in direct_factors:
-                direct_factors[a] = _symmetric(blas.dsyrk(1.0, np.sqrt(weights[:, a])[:, None] * U, trans=1))
+                scaled = np.sqrt(weights[:, a])[:, None] * U
+                direct_factors[a] = scaled.T @ scaled  # numpy's SYRK
             return direct_factors[a]
 
         sums = np.empty((len(alphas), len(summaries)))
@@ -211,6 +210,40 @@ def _check_alphas(alphas: Any) -> np.ndarray:
     return alphas
 
 
+# The Gram route is taken when max(s^2) / min(s^2) is at most this: U = Xc V / s is then orthonormal
+# to about eps * ratio (1e6 -> ~1e-10; measured 4.5e-14 at ratio 2.7e3 on a 4,666 x 1,024 layer).
+GRAM_CONDITION_LIMIT = 1e6
+
+
+def _well_conditioned_basis(Xc: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """``(U, s, V)`` of ``Xc`` from its (p x p) Gram matrix when that is exact enough, else ``(None, ., .)``.
+
+    ``Xc^T Xc = V diag(s^2) V^T`` (a SYRK, n p^2 flops, and a p x p eigendecomposition), then
+    ``U = Xc V / s`` (2 n p^2): about half the time of the SVD (0.77 s against 1.45 s at
+    4,666 x 1,024). Rounding in the Gram matrix is ``eps max(s^2)`` in absolute terms, so each
+    ``s_k^2`` and ``U``'s orthogonality hold to about ``eps max(s^2) / s_k^2``: the route is kept
+    only for a full-rank layer whose squared condition number is at most ``GRAM_CONDITION_LIMIT``
+    (a rank-deficient or ill-conditioned layer goes to the SVD, which drops rounding directions).
+
+    Parameters
+    ----------
+    Xc : array of shape (n_train, n_features)
+        Centred train features, n_features < n_train.
+    """
+    gram = Xc.T @ Xc  # numpy's SYRK (one buffer, transposed): exactly symmetric
+    if not np.all(np.isfinite(gram)):  # overflow: the SVD's spectrum shows it, and it is refused by name
+        return None, np.empty(0), np.empty((0, 0))
+    squares, V = np.linalg.eigh(gram)
+    del gram
+    if squares.size == 0 or not np.isfinite(squares[-1]) or squares[0] <= squares[-1] / GRAM_CONDITION_LIMIT:
+        return None, squares, V
+    squares, V = squares[::-1], np.ascontiguousarray(V[:, ::-1])  # descending, as the SVD's
+    s = np.sqrt(squares)
+    U = Xc @ V
+    U /= s
+    return U, s, V
+
+
 def decompose_centered_features(X_train: Any, X_test: Any | None = None) -> CenteredPrimalDecomposition:
     """Centre on the train means and take the thin SVD of the train features (primal route).
 
@@ -237,18 +270,22 @@ def decompose_centered_features(X_train: Any, X_test: Any | None = None) -> Cent
         bad = np.flatnonzero(~np.isfinite(means))
         raise ValueError(f"X_train holds NaN or inf in {bad.size} feature(s), e.g. column {bad[0]}")
     Xc -= means
-    # gesdd: LAPACK reduces a tall matrix by QR first, so this costs O(n p^2); U is orthonormal to
-    # working precision (a Gram-matrix eigendecomposition would lose it for small singular values)
-    U, s, Vt = scipy.linalg.svd(Xc, full_matrices=False, overwrite_a=True, check_finite=False, lapack_driver="gesdd")
+    U, s, V = _well_conditioned_basis(Xc)
+    if U is None:
+        # gesdd: LAPACK reduces a tall matrix by QR first, so this costs O(n p^2); U is orthonormal
+        # to working precision whatever the conditioning. numpy's LAPACK, not scipy's: concurrent
+        # units' decompositions then run in parallel (see _gemm)
+        U, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+        # s^2 <= n eps max(s^2), written on s itself so that the test cannot overflow
+        keep = s > np.sqrt(n * np.finfo(np.float64).eps) * (s[0] if s.size else 0.0)
+        U, s, V = U[:, keep], s[keep].copy(), Vt[keep].T
     del Xc
-    # s^2 <= n eps max(s^2), written on s itself so that the test cannot overflow
-    keep = s > np.sqrt(n * np.finfo(np.float64).eps) * (s[0] if s.size else 0.0)
-    U, s, Vt = np.asfortranarray(U[:, keep]), s[keep].copy(), Vt[keep]
+    U = np.asfortranarray(U)
     test_in_basis = None
     if X_test is not None:
         Xt = _features_as_float64(X_test)
         Xt -= means
-        test_in_basis = _gemm(Xt, Vt, trans_b=True)
+        test_in_basis = _gemm(Xt, V)
     return CenteredPrimalDecomposition(s, U, test_in_basis)
 
 

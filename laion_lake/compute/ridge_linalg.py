@@ -1,7 +1,7 @@
 """The BLAS wrapper, constants and per-target preparation steps shared by the ridge solves.
 
 Holds the defaults (candidate alphas, target batch size, criterion names), :func:`_gemm` (every
-heavy product of the ridge modules goes through scipy's BLAS), and the steps every solve on a
+heavy product of the ridge modules goes through numpy's BLAS), and the steps every solve on a
 :class:`~laion_lake.compute.ridge.CenteredKernelEigendecomposition` takes first: checking the
 targets, their train means, their projection onto the eigenbasis, and the dual weights
 ``1 / (lam + alpha)``. Used by :mod:`laion_lake.compute.ridge`, :mod:`laion_lake.compute.ridge_cv`
@@ -25,19 +25,19 @@ Criterion = Literal["loo", "gcv"]
 
 
 def _gemm(a: np.ndarray, b: np.ndarray, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
-    """``op(a) @ op(b)`` through scipy's BLAS, F-ordered, without copying C-ordered operands.
+    """``op(a) @ op(b)`` through numpy's BLAS, F-ordered, without copying C- or F-ordered operands.
 
-    All heavy products of the ridge modules go through scipy's BLAS (as do its SYRK, TRMM and LAPACK
-    calls) rather than numpy's ``@``: numpy and scipy wheels each bundle their own OpenBLAS, and
-    alternating between two thread pools that spin-wait after each call makes them compete for
-    the same cores.
+    numpy and scipy wheels each bundle their own OpenBLAS. Units run concurrently in one process,
+    one BLAS thread each, and scipy's (0.3.30 in scipy 1.17) runs calls from concurrent threads one
+    at a time (two threads' DGEMMs took 1.6-1.8x as long as one alone, numpy's 1.0x): the hot
+    products and the primal SVD therefore go through numpy. The result is computed as the
+    transpose of ``op(b)^T @ op(a)^T`` (which numpy writes in C order), so it is F-ordered, as the
+    LAPACK-facing code of the dual route expects.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if not a.flags.f_contiguous and a.flags.c_contiguous:
-        a, trans_a = a.T, not trans_a
-    if not b.flags.f_contiguous and b.flags.c_contiguous:
-        b, trans_b = b.T, not trans_b
-    return blas.dgemm(1.0, a, b, trans_a=int(trans_a), trans_b=int(trans_b))
+    op_a = a.T if trans_a else a
+    op_b = b.T if trans_b else b
+    return np.matmul(op_b.T, op_a.T).T
 
 
 def _symmetric(upper: np.ndarray, block: int = 512) -> np.ndarray:

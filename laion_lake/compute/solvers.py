@@ -20,6 +20,7 @@ solver modules; interpreter and library overhead excluded, see ``BASE_PROCESS_BY
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -179,6 +180,35 @@ def rdm_peak_bytes(n_stimuli: int, n_features: int, n_voxels: int, unit_chunk_si
     return _FLOAT * (4 * s * s + 2 * s * c) + 4 * s * c
 
 
+def regression_flops(n_train: int, n_test: int, n_features: int, n_voxels: Sequence[int], route: Route | None = None) -> float:
+    """Leading-order floating-point operations of one regression unit (its weight in a schedule).
+
+    Parameters
+    ----------
+    n_train, n_test, n_features : int
+    n_voxels : sequence of int
+        Voxels of each region the unit fits.
+
+    Returns
+    -------
+    float
+        primal: ``6 n p^2`` (the thin SVD: QR, then U formed) plus per region ``6 n p v + 2 t p v``
+        (``U^T Y``, ``Yc B^T``, predictions) and ``2 n p^2`` (the partial-fraction product).
+        dual: ``2 (n + t) n p`` (kernels) plus ``9 n^3`` (eigendecomposition with vectors) plus per
+        region ``4 n^2 v + 2 t n v`` and ``2 n^3``.
+    """
+    n, t, p = float(n_train), float(n_test), float(n_features)
+    per_region = [float(v) for v in n_voxels]
+    if (route or choose_route(n_train, n_features)) == "primal":
+        return 6 * n * p * p + sum(6 * n * p * v + 2 * t * p * v + 2 * n * p * p for v in per_region)
+    return 2 * (n + t) * n * p + 9 * n**3 + sum(4 * n * n * v + 2 * t * n * v + 2 * n**3 for v in per_region)
+
+
+def rdm_flops(n_stimuli: int, n_features: int, n_voxels: Sequence[int]) -> float:
+    """Leading-order flops of one rdm (or CKA) unit: ``2 s^2`` per feature and per voxel (the Gram products)."""
+    return 2.0 * float(n_stimuli) ** 2 * (float(n_features) + sum(float(v) for v in n_voxels))
+
+
 __all__ = [
     "BASE_PROCESS_BYTES",
     "ConstantInputError",
@@ -188,6 +218,8 @@ __all__ = [
     "check_spectrum",
     "choose_route",
     "decompose_train_features",
+    "rdm_flops",
     "rdm_peak_bytes",
+    "regression_flops",
     "regression_peak_bytes",
 ]

@@ -20,6 +20,7 @@ from laion_lake.benchmarks import BenchmarkSpec, load_benchmark
 from laion_lake.scoring.aggregate import aggregate_score, score_table
 from laion_lake.scoring.plan import FeatureSet, UnitWork, WorkUnit, group_by_aggregate, plan_work, specs_by_key
 from laion_lake.scoring.runner import default_workers, fixed_blas_threads, local_dask_reads
+from laion_lake.scoring.schedule import longest_first
 from laion_lake.scoring.units import CellResult, run_unit
 from laion_lake.scoring.voxel_scores import QUANTITIES, voxel_scores
 
@@ -89,13 +90,17 @@ def score_many(
     # once, because dask.config.set is process-wide and not safe to nest across threads.)
     with fixed_blas_threads(), local_dask_reads():
         if workers == 1:
-            outcomes = [run(work) for work in plan]
+            order = list(plan)
+            outcomes = [run(work) for work in order]
         else:
+            # longest first, so that the cheap units fill in behind the long ones instead of
+            # leaving the two longest side by side at the end (the order never changes a score)
+            order = longest_first(lake, plan) if len(plan) > workers else list(plan)
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="laion-lake-unit") as pool:
-                outcomes = list(pool.map(run, plan))
+                outcomes = list(pool.map(run, order))
     if bar is not None:
         bar.close()
-    results: dict[WorkUnit, list[CellResult]] = {work.unit: outcome for work, outcome in zip(plan, outcomes)}
+    results: dict[WorkUnit, list[CellResult]] = {work.unit: outcome for work, outcome in zip(order, outcomes)}
     scores = {}
     voxel_coords: dict[str, Any] = {}  # each subject's neuroid coordinates, read once
     for aggregate, pairs in group_by_aggregate(plan).items():

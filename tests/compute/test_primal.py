@@ -114,3 +114,32 @@ def test_peak_memory_stays_within_the_stated_formula(n_train, n_features):
     tracemalloc.stop()
     assert peak <= stated, (peak, stated)
     assert peak >= stated / 4, (peak, stated)  # the formula is a bound that means something
+
+
+def test_gram_route_on_a_well_conditioned_layer_equals_the_svd_and_an_ill_conditioned_one_falls_back():
+    from laion_lake.compute.primal import GRAM_CONDITION_LIMIT, _well_conditioned_basis
+
+    X_train, X_test, Y_train = make_regression(300, 50, 40, 6, seed=9)
+    Xc = X_train - X_train.mean(axis=0)
+    U, s, _ = _well_conditioned_basis(Xc.copy())
+    assert U is not None  # Gaussian features: squared condition number in the tens
+    reference_s = np.linalg.svd(Xc, compute_uv=False)
+    np.testing.assert_allclose(s, reference_s, rtol=1e-12)
+    assert np.abs(U.T @ U - np.eye(U.shape[1])).max() < 1e-12
+    ours = decompose_centered_features(X_train, X_test).ridgecv(Y_train)
+    reference = RidgeCV(alphas=DEFAULT_ALPHAS, alpha_per_target=False).fit(X_train, Y_train)
+    assert ours.alpha == reference.alpha_
+    np.testing.assert_allclose(ours.predictions, reference.predict(X_test), rtol=1e-9, atol=1e-9)
+
+    # one direction squeezed past the limit: still full rank, but the Gram matrix would lose it
+    squeeze = np.ones(X_train.shape[1])
+    squeeze[-1] = 1e-4
+    assert (reference_s[0] / (reference_s[-1] * 1e-4)) ** 2 > GRAM_CONDITION_LIMIT
+    ill_train, ill_test = X_train * squeeze, X_test * squeeze
+    assert _well_conditioned_basis(ill_train - ill_train.mean(axis=0))[0] is None
+    fallback = decompose_centered_features(ill_train, ill_test)
+    assert fallback.rank == X_train.shape[1]
+    ours = fallback.ridgecv(Y_train)
+    reference = RidgeCV(alphas=DEFAULT_ALPHAS, alpha_per_target=False).fit(ill_train, Y_train)
+    assert ours.alpha == reference.alpha_
+    np.testing.assert_allclose(ours.predictions, reference.predict(ill_test), rtol=1e-8, atol=1e-8)
