@@ -164,3 +164,28 @@ def test_check_memory_states_the_process_figure_for_its_unit_slots(tiny_lake):
     assert one.process_bytes >= max(one.values()) and dict(one) == dict(two)
     assert max(one.values()) < two.process_bytes < 2 * max(one.values()) - BASE_PROCESS_BYTES
     assert two.concurrent_units == 2
+
+
+def test_units_start_longest_first_by_their_stated_flops(tiny_lake):
+    """The schedule's weights come from the shapes: per-subject fits (largest train sets, 4 n p v per
+    region) before shared-pool fits, rdm units last; equal weights keep plan order."""
+    from laion_lake.compute.solvers import rdm_flops, regression_flops
+    from laion_lake.scoring.plan import plan_work
+    from laion_lake.scoring.schedule import longest_first, unit_flops
+
+    plan = plan_work([("late_model", "fc6")], SWEEP)
+    ordered = longest_first(tiny_lake, plan)
+    weights = [unit_flops(tiny_lake, work) for work in ordered]
+    assert sorted(ordered, key=lambda w: w.unit.sort_key()) == sorted(plan, key=lambda w: w.unit.sort_key())
+    assert weights == sorted(weights, reverse=True)
+    assert ordered[-1].unit.kind == "rdm"
+    work = next(w for w in plan if w.unit.kind == "regression" and w.unit.pool != "shared" and w.unit.split_name == "tau")
+    train, test = tiny_lake.split(work.unit.pool, "tau")
+    p = tiny_lake.features("late_model", "fc6").shape[1]
+    voxels = [tiny_lake.manifest["subjects"][work.unit.subject]["regions"][r] for r in sorted({c.region for c in work.cells})]
+    n, t = len(train), len(test)
+    route_primal = p < n
+    expected = (6 * n * p * p + sum(6 * n * p * v + 2 * t * p * v + 2 * n * p * p for v in voxels)) if route_primal else (
+        2 * (n + t) * n * p + 9 * n**3 + sum(4 * n * n * v + 2 * t * n * v + 2 * n**3 for v in voxels))
+    assert unit_flops(tiny_lake, work) == pytest.approx(expected, rel=1e-12) == regression_flops(n, t, p, voxels)
+    assert rdm_flops(10, 3, [4, 5]) == 2 * 100 * 12
