@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from scipy.linalg import blas
 
 if TYPE_CHECKING:
     from laion_lake.compute.ridge import CenteredKernelEigendecomposition

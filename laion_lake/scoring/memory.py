@@ -40,22 +40,16 @@ def _plan_units(plan: Iterable) -> list[tuple[WorkUnit, list[tuple[str, Benchmar
     return out
 
 
-def unit_shape(lake: object, unit: WorkUnit, regions: Iterable[tuple[str, BenchmarkSpec]]) -> tuple[int, list[int], int]:
-    """(feature width, voxels of each distinct region read, float32 bytes of those response blocks), lazy metadata only."""
+def _unit_parts(lake: object, unit: WorkUnit, regions: Iterable[tuple[str, BenchmarkSpec]]) -> tuple[int, int]:
+    """(solver and read peak bytes, float32 bytes of the unit's response blocks) from its shapes (lazy metadata reads only)."""
     n_features = int(lake.features(unit.model, unit.layer).shape[1])
+    from laion_lake.scoring.reads import region_read_bytes
+
     voxels, block_bytes = [], 0
     for region, spec in {(r, (s.nc_threshold, s.nc_coord)): (r, s) for r, s in regions}.values():
         responses = lake.responses(unit.subject, region, nc_threshold=spec.nc_threshold, nc_coord=spec.nc_coord)
         voxels.append(int(responses.sizes["neuroid"]))
         block_bytes += 4 * int(responses.sizes["stimulus_id"]) * voxels[-1]
-    return n_features, voxels, block_bytes
-
-
-def _unit_parts(lake: object, unit: WorkUnit, regions: Iterable[tuple[str, BenchmarkSpec]]) -> tuple[int, int]:
-    """(solver and read peak bytes, float32 bytes of the unit's response blocks) from its shapes (lazy metadata reads only)."""
-    from laion_lake.scoring.reads import region_read_bytes
-
-    n_features, voxels, block_bytes = unit_shape(lake, unit, regions)
     # a region is read (and averaged) while the unit's decomposition is held: its transient adds up.
     # The trial route's slabs are counted even where stored means are read (a fifth of it): at 128
     # features two in-process units measured 1,473 MB against 1,223 MB stated without that margin

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from laion_lake.compute.solvers import rdm_flops, regression_flops
+from laion_lake.errors import LakeError
 from laion_lake.scoring.plan import UnitWork
 
 
@@ -41,7 +42,14 @@ def unit_flops(lake: Any, work: UnitWork) -> float:
 
 def longest_first(lake: Any, plan: Sequence[UnitWork]) -> list[UnitWork]:
     """``plan`` ordered by descending :func:`unit_flops`; ties keep plan order (the sort is stable)."""
-    weights = [unit_flops(lake, work) for work in plan]
+    weights = []
+    for work in plan:
+        try:
+            weights.append(unit_flops(lake, work))
+        except (KeyError, LakeError):
+            # a feature set, subject or split the lake lacks: started first, so that the unit's own
+            # named error (raised by the lake as it runs) comes before any long unit's work
+            weights.append(float("inf"))
     order = sorted(range(len(plan)), key=lambda i: -weights[i])
     return [plan[i] for i in order]
 

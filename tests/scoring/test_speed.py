@@ -189,3 +189,10 @@ def test_units_start_longest_first_by_their_stated_flops(tiny_lake):
         2 * (n + t) * n * p + 9 * n**3 + sum(4 * n * n * v + 2 * t * n * v + 2 * n**3 for v in voxels))
     assert unit_flops(tiny_lake, work) == pytest.approx(expected, rel=1e-12) == regression_flops(n, t, p, voxels)
     assert rdm_flops(10, 3, [4, 5]) == 2 * 100 * 12
+
+
+def test_an_unknown_layer_with_units_concurrent_is_the_lakes_named_error(tiny_lake):
+    from laion_lake.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="no_such_layer"):
+        score_many(tiny_lake, [("late_model", "no_such_layer")], SWEEP, workers=2)
