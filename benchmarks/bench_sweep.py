@@ -342,6 +342,9 @@ def flow_sweep(url: str, model: str, layer: str) -> dict:
     import tempfile
 
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bench-sweep-prefect-"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # a fresh PREFECT_HOME migrates its SQLite database on the first start: allow it the time
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
     from distributed import Client, LocalCluster
