@@ -33,9 +33,13 @@ with ``O_i = sum over pairs of different values of Phi_ik Phi_il G_kl = (Phi G P
 Rounding. Each alpha gets a bound on the rounding of each form, ``2 gamma sum_k c_k ||M_k||
 (|Phi|^T omega)_k`` with ``c = h`` (first form) or ``a^2 h / alpha^2`` (second) and ``gamma = r eps``
 (Cauchy-Schwarz on the rows of ``Phi``, whose norms are at most 1). The smaller one is used; where
-even that is not small next to the alpha's whole LOO sum (:func:`needs_direct`), the caller
-evaluates the alpha directly, so the sweep is as exact as the direct one, only cheaper where
-that is safe.
+even that is not small next to the alpha's whole LOO sum (below 1e-8 of it) and the alpha could be
+the minimiser (its interval reaches below every other's upper end), or the bound exceeds 1e-6 of
+the sum, the caller evaluates the alpha directly (:func:`needs_direct`): the chosen alpha is the
+direct sweep's, and every reported sum is within 1e-6 of it by the bound (measured: 1e-15). The
+bound is a worst case; on a 4,666-sample kernel of 8,192 ReLU features it is 1.4e-8 to 7e-8 of the
+sums for 14 of 21 alphas while the fraction form's error is 1e-16 to 3e-15, and evaluating those
+14 directly cost 14 s per region.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ from laion_lake.compute.ridge_linalg import _gemm
 
 # the relative rounding bound under which an alpha's fraction-form sum is used (else: direct)
 FRACTION_TOLERANCE = 1e-8
+# the relative rounding bound under which it is used for an alpha that cannot be the chosen one
+REPORT_TOLERANCE = 1e-6
 FRACTION_ROW_BLOCK = 256  # rows of M formed at a time: a (block x r) and an (n x block) array in flight
 
 
@@ -146,8 +152,25 @@ def fraction_sums(
 
 
 def needs_direct(bounds: np.ndarray, totals: np.ndarray) -> np.ndarray:
-    """Alphas whose fraction-form bound is not small next to their whole LOO sum (bool mask)."""
-    return ~(bounds <= FRACTION_TOLERANCE * np.abs(totals))
+    """Alphas to evaluate directly (bool mask): those whose fraction-form sum could decide the choice
+    or is not accurate enough to report.
+
+    An alpha whose bound is within ``FRACTION_TOLERANCE`` of its whole LOO sum is kept. Otherwise it
+    is evaluated directly when its bound exceeds ``REPORT_TOLERANCE`` of its sum, or when its
+    interval ``[total - bound, total + bound]`` reaches below the smallest upper end of all the
+    intervals: only such an alpha can be the exact minimiser. Every other alpha's exact sum lies above
+    the minimiser's, so the chosen alpha is the one the direct sweep would choose, while the worst-case
+    bound (``r eps``, with ``r`` in the thousands it is 1e4-1e7 times the measured error) no longer
+    sends every alpha of a wide layer to an (n x n x r) product. A NaN sum is always evaluated directly.
+    """
+    bounds, totals = np.asarray(bounds, dtype=np.float64), np.asarray(totals, dtype=np.float64)
+    scale = np.abs(totals)
+    loose = ~(bounds <= FRACTION_TOLERANCE * scale)
+    with np.errstate(invalid="ignore"):
+        uppers = totals + bounds
+        best_upper = np.nanmin(uppers) if np.isfinite(uppers).any() else np.nan
+        could_be_chosen = ~(totals - bounds > best_upper)
+    return loose & (~(bounds <= REPORT_TOLERANCE * scale) | could_be_chosen)
 
 
-__all__ = ["FRACTION_ROW_BLOCK", "FRACTION_TOLERANCE", "FractionSums", "fraction_sums", "needs_direct"]
+__all__ = ["FRACTION_ROW_BLOCK", "FRACTION_TOLERANCE", "REPORT_TOLERANCE", "FractionSums", "fraction_sums", "needs_direct"]

@@ -61,8 +61,44 @@ def test_sweep_equals_the_direct_sweep_and_picks_the_same_alpha(route, monkeypat
 
     fast = sweep()
     monkeypatch.setattr(loo_fractions, "FRACTION_TOLERANCE", -1.0)  # every alpha the direct way
+    monkeypatch.setattr(loo_fractions, "REPORT_TOLERANCE", -1.0)
     direct = sweep()
     for a, b in zip(fast, direct):
         np.testing.assert_allclose(a.cv_errors, b.cv_errors, rtol=1e-10, atol=0)
         assert a.alpha == b.alpha
         np.testing.assert_array_equal(a.predictions, b.predictions)
+
+
+def test_only_alphas_that_could_be_chosen_or_are_too_loose_to_report_go_direct():
+    totals = np.array([10.0, 5.0, 5.0 + 1e-7, 8.0, 20.0, np.nan])
+    bounds = np.array([1e-7, 1e-7, 1e-7, 1e-4, 1e-12, 0.0]) * np.nan_to_num(totals, nan=1.0)
+    # 0: loose (1e-7 > 1e-8) but far above the best interval -> kept; 1, 2: loose and overlapping
+    # the best -> direct; 3: looser than 1e-6 -> direct; 4: tight -> kept; 5: NaN -> direct
+    np.testing.assert_array_equal(loo_fractions.needs_direct(bounds, totals), [False, True, True, True, False, True])
+
+
+def test_with_every_bound_loose_only_the_candidates_go_direct_and_the_choice_is_the_direct_one(monkeypatch):
+    rng = np.random.default_rng(8)
+    n, n_test, p = 200, 40, 500
+    X = _relu_features(rng, n + n_test, p)
+    Y = X[:, :20] @ rng.standard_normal((20, 30)) * 0.05 + rng.standard_normal((n + n_test, 30))
+    K, Kt = compute_centered_linear_kernels(X[:n], X[n:])
+    decomposition = eigendecompose_centered_kernel(K, Kt)
+    import laion_lake.compute.ridge_cv as ridge_cv
+
+    evaluated = []
+    direct_sums = ridge_cv._loo_error_sums_direct
+
+    def counting(Q, eigenvalues, B, alphas, d_all):
+        evaluated.append(len(alphas))
+        return direct_sums(Q, eigenvalues, B, alphas, d_all)
+
+    monkeypatch.setattr(ridge_cv, "_loo_error_sums_direct", counting)
+    monkeypatch.setattr(loo_fractions, "FRACTION_TOLERANCE", 0.0)  # every bound "too loose"
+    chosen = solve_kernel_ridge_cv_eigen(decomposition, Y[:n])
+    monkeypatch.setattr(loo_fractions, "REPORT_TOLERANCE", -1.0)  # and now every alpha direct
+    direct = solve_kernel_ridge_cv_eigen(decomposition, Y[:n])
+    assert evaluated[1] == len(DEFAULT_ALPHAS) and 1 <= evaluated[0] < len(DEFAULT_ALPHAS)
+    assert chosen.alpha == direct.alpha
+    np.testing.assert_array_equal(chosen.predictions, direct.predictions)
+    np.testing.assert_allclose(chosen.cv_errors, direct.cv_errors, rtol=1e-6, atol=0)
