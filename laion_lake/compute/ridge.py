@@ -158,7 +158,8 @@ def eigendecompose_centered_kernel(
         far less workspace (``evd`` needs about 2 n^2 floats).
     overwrite_kernel : bool
         Allow ``K_train`` (if float64 and contiguous, as :func:`compute_centered_linear_kernels`
-        returns it) to be destroyed, which saves one (n x n) copy at peak memory.
+        returns it) to be destroyed, which saves one (n x n) copy at peak memory: its buffer ends
+        up holding the eigenvectors.
 
     Returns
     -------
@@ -188,7 +189,6 @@ def eigendecompose_centered_kernel(
     a = beta * z - (0.5 * beta * beta * (v @ z)) * v
     K = blas.dsyr2(-1.0, v, a, a=K, lower=1, overwrite_a=1)  # lower triangle only
     block = _trailing_block(K, in_place=True)  # K is our own array or one we may destroy
-    del K
     block_eigenvalues, block_eigenvectors = _eigh(block, driver)
     del block
 
@@ -196,7 +196,11 @@ def eigendecompose_centered_kernel(
     eigenvalues[0] = 0.0
     eigenvalues[1:] = block_eigenvalues
     # Q = P [[1, 0], [0, V]]: column 0 is the constant vector, the others P applied to [0; V].
-    Q = np.empty((n, n), order="F")
+    # Q is written into K's buffer (the block there is spent): the caller's reference keeps that
+    # buffer alive through the call anyway, so a new array would make three (n x n) at the peak.
+    # A driver that returned V inside the buffer (syevd overwriting the block) gets a new array.
+    Q = np.empty((n, n), order="F") if np.shares_memory(block_eigenvectors, K) else K
+    del K
     Q[0, 1:] = 0.0
     Q[1:, 1:] = block_eigenvectors
     del block_eigenvectors

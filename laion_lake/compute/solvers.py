@@ -145,14 +145,15 @@ def regression_peak_bytes(
         and per-alpha ``U^T W U``, then per region Y (float64), B, and the n x p summaries.
         dual: the larger of the kernel phase ``8 * (n^2 + n_test n + (n + n_test) c)`` plus
         ``4 (n + n_test) c`` float32 chunk and ``read_bytes``, the eigendecomposition phase
-        ``8 * (3 n^2 + n_test n + 26 n)`` (the kernel's buffer, still the caller's, the block's
-        eigenvectors and Q; syevr workspace 26 n), and the sweep phase
+        ``8 * (2 n^2 + n_test n + 26 n)`` (the kernel's buffer, which then holds Q, and the
+        block's eigenvectors; syevr workspace 26 n), and the sweep phase
         ``8 * (2 n^2 + n_test n + 2 n v + 2 n_test v) + 4 n v`` (Q, then ``Q * Q`` or the scaled Q,
         B and the QR's factor, the test basis and predictions, one region's float32 train rows).
         Both routes add the partial-fraction sweep's blocks, ``8 * (6 n b + 3 n n_alphas)`` with
         ``b = min(256, r)``.
-        Measured on a streamed 100,000-feature unit (n 5,833, n_test 371, 6,204 x 8,192 stored
-        blocks): the eigendecomposition and sweep phases peak within 2 % of one another.
+        Measured on an 8,192-feature unit (n 4,666, n_test 1,167, four regions of 451-1,701
+        voxels, RSS sampled every 20 ms): the sweep phase peaks highest (1,255 MB in all), the
+        kernel phase 1,134 MB, the eigendecomposition 1,054 MB (1,380 MB before Q reused K's buffer).
     """
     n, t, p, v = n_train, n_test, n_features, max(n_voxels, 1)
     route = route or choose_route(n, p)
@@ -163,7 +164,7 @@ def regression_peak_bytes(
         return _FLOAT * (3 * n * p + 2 * t * p + 3 * p * p + 2 * n * v + 2 * p * v + 2 * n * p + t * v) + fractions
     c = min(feature_chunk_size, p)
     kernel_phase = _FLOAT * (n * n + t * n + (n + t) * c) + 4 * (n + t) * c + read_bytes
-    eigen_phase = _FLOAT * (3 * n * n + t * n + 26 * n)
+    eigen_phase = _FLOAT * (2 * n * n + t * n + 26 * n)
     # the sweep: Q and the scaled Q (direct alphas) or Q and G = B B^T (the fraction form)
     sweep_phase = _FLOAT * (2 * n * n + t * n + 2 * n * v + 2 * t * v) + 4 * n * v + fractions
     return max(kernel_phase, eigen_phase, sweep_phase)
