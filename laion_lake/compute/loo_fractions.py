@@ -9,7 +9,7 @@ with ``Phi`` (n x r) orthonormal columns, ``a`` (r,) their non-negative values a
 the targets in that basis (primal route: ``Phi = U``, ``a = s^2``, and the fitted-signal part of
 the residuals is ``alpha^2 S``; dual route: ``Phi = Q``, ``a`` the kernel's eigenvalues, and the
 LOO sum is ``S`` itself with ``omega = 1 / d^2``). Evaluated directly that is a product of
-``n r^2`` flops per alpha (a SYRK or TRMM), 21 times.
+``n r^2`` flops per alpha (a SYRK or a triangular product), 21 times.
 
 Partial fractions remove alpha from the products: ``h_k h_l = (h_k - h_l) / (a_l - a_k)`` for
 ``a_k != a_l``, so with ``G = B B^T`` and the antisymmetric ``M_kl = G_kl / (a_l - a_k)`` (0 where
@@ -58,6 +58,45 @@ FRACTION_ROW_BLOCK = 256  # rows of M formed at a time: a (block x r) and an (n 
 
 
 @dataclass(frozen=True)
+class GramFactor:
+    """``G = B B^T`` held as its factor ``B`` (r x v): rows of ``G`` are formed when asked for.
+
+    For targets fewer than the basis (``v < r``: the dual route's regions) the (r x r) matrix is
+    never held; forming it by row blocks costs ``2 r^2 v`` flops instead of a SYRK's ``r^2 v``.
+    """
+
+    factor: np.ndarray
+
+    def rows(self, rows: slice) -> np.ndarray:
+        """``G[rows]``, shape (len(rows), r)."""
+        return _gemm(self.factor[rows], self.factor, trans_b=True)
+
+    def diagonal(self) -> np.ndarray:
+        return np.einsum("kj,kj->k", self.factor, self.factor)
+
+    def block(self, members: np.ndarray) -> np.ndarray:
+        """``G[members][:, members]``."""
+        part = self.factor[members]
+        return part @ part.T
+
+
+@dataclass(frozen=True)
+class _DenseGram:
+    """``G`` given whole, with :class:`GramFactor`'s interface."""
+
+    matrix: np.ndarray
+
+    def rows(self, rows: slice) -> np.ndarray:
+        return self.matrix[rows]
+
+    def diagonal(self) -> np.ndarray:
+        return np.diag(self.matrix)
+
+    def block(self, members: np.ndarray) -> np.ndarray:
+        return self.matrix[np.ix_(members, members)]
+
+
+@dataclass(frozen=True)
 class FractionSums:
     """``S(alpha)`` for every alpha, and a bound on its rounding.
 
@@ -73,7 +112,8 @@ class FractionSums:
 
 
 def fraction_sums(
-    basis: np.ndarray, values: np.ndarray, gram: np.ndarray, fitted_norms: np.ndarray, omegas: np.ndarray, alphas: np.ndarray
+    basis: np.ndarray, values: np.ndarray, gram: np.ndarray | GramFactor, fitted_norms: np.ndarray, omegas: np.ndarray,
+    alphas: np.ndarray,
 ) -> FractionSums:
     """``sum_i omega_i(alpha) ||(basis diag(1 / (values + alpha)) B)_i||^2`` for every alpha.
 
@@ -83,8 +123,9 @@ def fraction_sums(
         Orthonormal columns ``Phi``.
     values : array of shape (r,)
         ``a``, non-negative.
-    gram : array of shape (r, r)
-        ``G = B B^T`` of the targets in the basis, symmetric.
+    gram : array of shape (r, r), or GramFactor
+        ``G = B B^T`` of the targets in the basis, symmetric, or ``B`` itself (r x v) as a
+        :class:`GramFactor`, whose rows are then formed a block at a time.
     fitted_norms : array of shape (n,)
         ``(Phi G Phi^T)_ii = ||(Phi B)_i||^2``.
     omegas : array of shape (n, n_alphas)
@@ -108,11 +149,12 @@ def fraction_sums(
     abs_weighted = np.empty((r, len(alphas)))  # |Phi|^T Omega
     squares_weighted = np.empty((r, len(alphas)))  # (Phi^2 diag(G))^T Omega
     row_norms = np.empty(r)  # ||M_k||
-    diagonal = np.diag(gram)
+    gram = gram if isinstance(gram, GramFactor) else _DenseGram(np.asarray(gram))
+    diagonal = gram.diagonal()
     for start in range(0, r, FRACTION_ROW_BLOCK):  # by blocks of rows of M: no (n x r) temporary
         rows = slice(start, min(start + FRACTION_ROW_BLOCK, r))
         with np.errstate(divide="ignore", invalid="ignore"):
-            M = gram[rows] / (values[None, :] - values[rows, None])
+            M = gram.rows(rows) / (values[None, :] - values[rows, None])
         M[group_of[None, :] == group_of[rows, None]] = 0.0  # the diagonal and equal values
         row_norms[rows] = np.sqrt(np.einsum("kl,kl->k", M, M))
         block = basis[:, rows]
@@ -129,7 +171,7 @@ def fraction_sums(
     for group in np.flatnonzero(group_sizes > 1):
         members = np.flatnonzero(group_of == group)
         part = basis[:, members]
-        D = np.einsum("ik,ik->i", _gemm(part, gram[np.ix_(members, members)]), part)
+        D = np.einsum("ik,ik->i", _gemm(part, gram.block(members)), part)
         diagonal_weighted[group] = D @ omegas
 
     # O^T Omega, O = fitted norms - D summed over groups (pairs of different values only)
@@ -173,4 +215,4 @@ def needs_direct(bounds: np.ndarray, totals: np.ndarray) -> np.ndarray:
     return loose & (~(bounds <= REPORT_TOLERANCE * scale) | could_be_chosen)
 
 
-__all__ = ["FRACTION_ROW_BLOCK", "FRACTION_TOLERANCE", "REPORT_TOLERANCE", "FractionSums", "fraction_sums", "needs_direct"]
+__all__ = ["FRACTION_ROW_BLOCK", "FRACTION_TOLERANCE", "REPORT_TOLERANCE", "FractionSums", "GramFactor", "fraction_sums", "needs_direct"]

@@ -23,10 +23,10 @@ regularised inverse is ``d = (Q * Q) @ w`` and the exact LOO residuals are ``C /
 For one alpha shared by all targets only ``sum_i ||C_i||^2 / d_i^2`` is needed, and
 ``sum_j C_ij^2`` is the diagonal of ``Q W B B^T W Q^T``. Partial fractions in ``w`` give it for
 every alpha from one (n x n) product (:mod:`laion_lake.compute.loo_fractions`). An alpha where that
-form would round badly is evaluated directly: with the QR factorisation ``B^T = U R`` (so
-``B B^T = R^T R``) the diagonal is the row sums of squares of ``Q W R^T``, whose right factor is
-triangular: a TRMM of n^3 flops per alpha instead of a GEMM of 2 n^2 n_targets. Householder QR is
-backward stable per row of ``B``, so the result is as accurate as forming ``C`` itself.
+form could round badly, and that could be the chosen one, is evaluated directly: with the QR
+factorisation ``B^T = U R`` (so ``B B^T = R^T R``) the diagonal is the row sums of squares of
+``Q W R^T``, an (n x min(n, n_targets)) product formed by blocks of rows of ``Q W``. Householder QR
+is backward stable per row of ``B``, so the result is as accurate as forming ``C`` itself.
 
 Generalized cross-validation (``criterion="gcv"``) replaces each ``d_i`` by its mean
 ``mean(d) = sum(w) / n``; then ``||C||_F^2 = sum_k w_k^2 ||B_k||^2`` because ``Q`` is orthogonal, so

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.linalg import blas, lapack
 
-from laion_lake.compute.loo_fractions import fraction_sums, needs_direct
+from laion_lake.compute.loo_fractions import GramFactor, fraction_sums, needs_direct
 from laion_lake.compute.ridge_linalg import (
     DEFAULT_ALPHAS,
     DEFAULT_TARGET_BATCH_SIZE,
+    ROW_BLOCK,
     Criterion,
     _check_lapack_info,
     _check_targets,
@@ -26,6 +27,7 @@ from laion_lake.compute.ridge_linalg import (
     _symmetric,
     _project_targets,
     _require_test_kernel,
+    _squared_rows_times,
     _target_means,
 )
 
@@ -91,7 +93,7 @@ def _loo_error_sums_shared(
 
     Every alpha at once by partial fractions (:func:`laion_lake.compute.loo_fractions.fraction_sums`
     on the non-constant directions, ``omega = 1 / d^2``: one (n x n) product); an alpha whose
-    rounding bound there is not small is evaluated directly, by one TRMM (see
+    rounding bound there is not small and that could be the chosen one is evaluated directly (see
     :func:`_loo_error_sums_direct`). ``fitted_norms``: ``||Yc_i||^2`` (the centred targets' row
     norms, which ``Q B`` reproduces), computed from ``B`` when not given.
     """
@@ -100,7 +102,9 @@ def _loo_error_sums_shared(
         projected = _gemm(basis, B_rest)
         fitted_norms = np.einsum("ij,ij->i", projected, projected)
         del projected
-    gram = _symmetric(blas.dsyrk(1.0, B_rest))
+    # fewer targets than samples (a region's voxels): G's rows are formed by blocks from B, so the
+    # sweep holds one (n x n) array (Q), not two
+    gram = GramFactor(B_rest) if B_rest.shape[1] < B_rest.shape[0] else _symmetric(blas.dsyrk(1.0, B_rest))
     fractions = fraction_sums(basis, values, gram, fitted_norms, 1.0 / d_all**2, alphas)
     del gram
     sums = fractions.sums.copy()
@@ -113,12 +117,11 @@ def _loo_error_sums_shared(
 def _loo_error_sums_direct(
     Q: np.ndarray, eigenvalues: np.ndarray, B: np.ndarray, alphas: np.ndarray, d_all: np.ndarray
 ) -> np.ndarray:
-    """``sum_ij (C_ij / d_i)^2`` per alpha via ``B^T = U R``: one TRMM per alpha, (n_alphas,)."""
+    """``sum_ij (C_ij / d_i)^2`` per alpha via ``B^T = U R``: ``Q W R^T`` by blocks of rows, (n_alphas,)."""
     n, n_targets = B.shape
     # Householder QR of B^T (n_targets x n), in place in a copy (B is kept for the refit):
-    # R = the upper triangle of its first r rows, R^T R = B B^T. L = R^T (n x r) has rows :r lower
-    # triangular (TRMM reads only that triangle, so the reflectors left above it are harmless) and
-    # rows r: dense.
+    # R = the upper triangle of its first r rows, R^T R = B B^T, so the row norms of Q W R^T are
+    # those of C = Q W B with r <= n_targets columns; L = R^T (n x r) is lower triangular on rows :r.
     B_transposed = np.array(B.T, order="F")
     lwork, info = lapack.dgeqrf_lwork(*B_transposed.shape)
     _check_lapack_info("dgeqrf_lwork", info)
@@ -126,21 +129,21 @@ def _loo_error_sums_direct(
     _check_lapack_info("dgeqrf", info)
     del B_transposed
     r = min(n_targets, n)
-    L_triangular = np.empty((r, r), order="F")
-    L_triangular[...] = qr[:r, :r].T
-    L_dense = np.array(qr[:r, r:].T, order="F") if r < n else None
+    L = np.empty((n, r))  # R^T: lower triangular on its first r rows, dense below
+    L[:r] = np.tril(qr[:r, :r].T)
+    L[r:] = qr[:r, r:].T
     del qr
 
     sums = np.empty(len(alphas))
-    scaled_Q = np.empty((n, n), order="F")
     for a, alpha in enumerate(alphas):
-        np.multiply(Q, _dual_weights(eigenvalues, alpha), out=scaled_Q)
-        # M = (Q W)[:, :r] @ L[:r] + (Q W)[:, r:] @ L[r:], written over the first r columns.
-        M = blas.dtrmm(1.0, L_triangular, scaled_Q[:, :r], side=1, lower=1, overwrite_b=1)
-        if L_dense is not None:
-            M = blas.dgemm(1.0, scaled_Q[:, r:], L_dense, beta=1.0, c=M, overwrite_c=1)
-        row_sums_of_squares = np.einsum("ij,ij->i", M, M)
-        sums[a] = np.sum(row_sums_of_squares / d_all[:, a] ** 2)
+        weights = _dual_weights(eigenvalues, alpha)
+        total = 0.0
+        # by blocks of rows of Q W: no (n x n) scaled copy beside Q
+        for start in range(0, n, ROW_BLOCK):
+            rows = slice(start, min(start + ROW_BLOCK, n))
+            M = (Q[rows] * weights) @ L
+            total += np.einsum("ij,ij->i", M, M) @ (1.0 / d_all[rows, a] ** 2)
+        sums[a] = total
     return sums
 
 
@@ -225,11 +228,13 @@ def solve_kernel_ridge_cv_eigen(
     Notes
     -----
     Cost after the decomposition: ``Q^T Y`` (2 n^2 n_targets), then (shared alpha, LOO) ``B B^T``
-    and one product of 2 n^3 flops for every alpha at once, a TRMM of n^3 flops for each alpha
-    where that form would round badly (see :mod:`laion_lake.compute.loo_fractions`); per alpha a
+    and one product of 2 n^3 flops for every alpha at once, a product of 2 n^2 min(n, n_targets)
+    flops for each alpha
+    where that form could round badly and the alpha could be chosen (see
+    :mod:`laion_lake.compute.loo_fractions`); per alpha a
     GEMM of 2 n^2 n_targets (per-target LOO), or
     O(n n_targets) (GCV). Extra memory: ``B`` (n x n_targets), one transient copy of it for the QR,
-    and two (n x n) arrays.
+    and, beside ``Q``, blocks of 512 rows (shared alpha) or one (n x n) array (per-target LOO).
     """
     alphas = np.asarray(alphas, dtype=np.float64).ravel()
     if alphas.size == 0 or not np.all(alphas > 0):
@@ -248,7 +253,7 @@ def solve_kernel_ridge_cv_eigen(
         sums = _gcv_error_sums(eigenvalues, B, alphas, alpha_per_target, target_batch_size)
     else:
         weights_all = np.stack([_dual_weights(eigenvalues, alpha) for alpha in alphas], axis=1)
-        d_all = _gemm(Q * Q, weights_all)  # diag of the regularised inverse, (n, n_alphas)
+        d_all = _squared_rows_times(Q, weights_all)  # diag of the regularised inverse, (n, n_alphas)
         if alpha_per_target:
             sums = _loo_error_sums_per_target(Q, eigenvalues, B, alphas, d_all, target_batch_size)
         else:

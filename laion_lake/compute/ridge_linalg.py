@@ -21,6 +21,16 @@ DEFAULT_ALPHAS = 10.0 ** np.arange(-10, 11)
 DEFAULT_TARGET_BATCH_SIZE = 1024
 
 Criterion = Literal["loo", "gcv"]
+ROW_BLOCK = 512  # rows of an (n x n) basis scaled or squared at a time: no (n x n) temporary
+
+
+def _squared_rows_times(Q: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``(Q * Q) @ weights`` by blocks of rows of ``Q``: shape (n, weights.shape[1]), no (n x n) temporary."""
+    out = np.empty((Q.shape[0], weights.shape[1]))
+    for start in range(0, Q.shape[0], ROW_BLOCK):
+        rows = slice(start, min(start + ROW_BLOCK, Q.shape[0]))
+        out[rows] = np.square(Q[rows]) @ weights
+    return out
 
 
 def _gemm(a: np.ndarray, b: np.ndarray, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:

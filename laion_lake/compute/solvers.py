@@ -29,7 +29,7 @@ from laion_lake.compute.kernel import compute_centered_linear_kernels
 from laion_lake.compute.primal import CenteredPrimalDecomposition, decompose_centered_features
 from laion_lake.compute.ridge import CenteredKernelEigendecomposition, eigendecompose_centered_kernel
 from laion_lake.compute.loo_fractions import FRACTION_ROW_BLOCK
-from laion_lake.compute.ridge_linalg import DEFAULT_ALPHAS
+from laion_lake.compute.ridge_linalg import DEFAULT_ALPHAS, ROW_BLOCK
 
 Route = Literal["primal", "dual"]
 # a worker process's resident size before any unit (python, numpy, scipy, xarray, zarr, dask)
@@ -147,26 +147,27 @@ def regression_peak_bytes(
         ``4 (n + n_test) c`` float32 chunk and ``read_bytes``, the eigendecomposition phase
         ``8 * (2 n^2 + n_test n + 26 n)`` (the kernel's buffer, which then holds Q, and the
         block's eigenvectors; syevr workspace 26 n), and the sweep phase
-        ``8 * (2 n^2 + n_test n + 2 n v + 2 n_test v) + 4 n v`` (Q, then ``Q * Q`` or the scaled Q,
-        B and the QR's factor, the test basis and predictions, one region's float32 train rows).
-        Both routes add the partial-fraction sweep's blocks, ``8 * (6 n b + 3 n n_alphas)`` with
-        ``b = min(256, r)``.
+        ``8 * (n^2 + n_test n + 3 n v + 2 n_test v + 1024 n) + 4 n v`` (Q, B, the QR's factor and
+        the centred rows, the test basis and predictions, 512-row blocks of ``Q * Q`` or ``Q W``,
+        one region's float32 train rows). Both routes add the partial-fraction sweep's blocks,
+        ``8 * (7 n b + 3 n n_alphas)`` with ``b = min(256, r)``.
         Measured on an 8,192-feature unit (n 4,666, n_test 1,167, four regions of 451-1,701
-        voxels, RSS sampled every 20 ms): the sweep phase peaks highest (1,255 MB in all), the
-        kernel phase 1,134 MB, the eigendecomposition 1,054 MB (1,380 MB before Q reused K's buffer).
+        voxels, RSS sampled every 20 ms, process in all): the sweep phase 1,143 MB (1,255 MB while G
+        was held whole), the kernel phase 1,134 MB, the eigendecomposition 1,054 MB.
     """
     n, t, p, v = n_train, n_test, n_features, max(n_voxels, 1)
     route = route or choose_route(n, p)
     # the partial-fraction sweep's blocks (laion_lake.compute.loo_fractions): a few (n x block)
     # products and a (block x r) slice of M, and the per-sample weights of every alpha
-    fractions = _FLOAT * (6 * n * min(FRACTION_ROW_BLOCK, p if route == "primal" else n) + 3 * n * len(DEFAULT_ALPHAS))
+    fractions = _FLOAT * (7 * n * min(FRACTION_ROW_BLOCK, p if route == "primal" else n) + 3 * n * len(DEFAULT_ALPHAS))
     if route == "primal":
         return _FLOAT * (3 * n * p + 2 * t * p + 3 * p * p + 2 * n * v + 2 * p * v + 2 * n * p + t * v) + fractions
     c = min(feature_chunk_size, p)
     kernel_phase = _FLOAT * (n * n + t * n + (n + t) * c) + 4 * (n + t) * c + read_bytes
     eigen_phase = _FLOAT * (2 * n * n + t * n + 26 * n)
-    # the sweep: Q and the scaled Q (direct alphas) or Q and G = B B^T (the fraction form)
-    sweep_phase = _FLOAT * (2 * n * n + t * n + 2 * n * v + 2 * t * v) + 4 * n * v + fractions
+    # the sweep: Q, with G = B B^T formed by row blocks from B and a direct alpha's Q W by row
+    # blocks (laion_lake.compute.ridge_linalg.ROW_BLOCK), so no second (n x n) array
+    sweep_phase = _FLOAT * (n * n + t * n + 3 * n * v + 2 * t * v + 2 * ROW_BLOCK * n) + 4 * n * v + fractions
     return max(kernel_phase, eigen_phase, sweep_phase)
 
 

@@ -20,7 +20,8 @@ def _direct(basis, values, gram, omegas, alphas):
     return np.array(out)
 
 
-def test_fraction_sums_equal_the_direct_sums_with_equal_values_and_every_alpha():
+@pytest.mark.parametrize("gram_as", ["matrix", "factor"])
+def test_fraction_sums_equal_the_direct_sums_with_equal_values_and_every_alpha(gram_as):
     rng = np.random.default_rng(3)
     n, r, v = 120, 40, 25
     basis = np.linalg.qr(rng.standard_normal((n, r)))[0]
@@ -31,7 +32,8 @@ def test_fraction_sums_equal_the_direct_sums_with_equal_values_and_every_alpha()
     gram = B @ B.T
     fitted = np.einsum("ij,ij->i", basis @ B, basis @ B)
     omegas = rng.uniform(0.5, 3.0, (n, len(DEFAULT_ALPHAS)))
-    result = fraction_sums(basis, values, gram, fitted, omegas, DEFAULT_ALPHAS)
+    given = gram if gram_as == "matrix" else loo_fractions.GramFactor(B)  # G's rows formed from B
+    result = fraction_sums(basis, values, given, fitted, omegas, DEFAULT_ALPHAS)
     expected = _direct(basis, values, gram, omegas, DEFAULT_ALPHAS)
     np.testing.assert_allclose(result.sums, expected, rtol=1e-11, atol=0)
     assert np.all(result.error_bounds >= np.abs(result.sums - expected))  # the bound bounds
