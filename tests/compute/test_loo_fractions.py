@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import laion_lake.compute.loo_fractions as loo_fractions
+import laion_lake.compute.ridge_cv as ridge_cv
 from laion_lake.compute.kernel import compute_centered_linear_kernels
 from laion_lake.compute.primal import decompose_centered_features
 from laion_lake.compute.ridge import DEFAULT_ALPHAS, eigendecompose_centered_kernel, solve_kernel_ridge_cv_eigen
@@ -86,8 +87,6 @@ def test_with_every_bound_loose_only_the_candidates_go_direct_and_the_choice_is_
     Y = X[:, :20] @ rng.standard_normal((20, 30)) * 0.05 + rng.standard_normal((n + n_test, 30))
     K, Kt = compute_centered_linear_kernels(X[:n], X[n:])
     decomposition = eigendecompose_centered_kernel(K, Kt)
-    import laion_lake.compute.ridge_cv as ridge_cv
-
     evaluated = []
     direct_sums = ridge_cv._loo_error_sums_direct
 
