@@ -4,6 +4,10 @@ The shared moto server accepts any key, so these tests run their own moto server
 authentication on (``INITIAL_NO_AUTH_ACTION_COUNT``: the first requests, which create the IAM
 users and their keys, go unauthenticated; every later one is checked against moto's IAM). Users:
 ``writer`` (s3:*), ``reader`` (s3:Get*/List* only) and ``nobody`` (a key, no policy).
+
+moto 5.2.6 checks a HEAD of an object against an ``s3:HeadObject`` action, where AWS checks
+``s3:GetObject`` (AWS has no ``s3:HeadObject`` permission). The reader's policy names both, so it
+reads under either rule and still holds no permission to write.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def authenticating_endpoint():
         endpoint = f"http://127.0.0.1:{port}"
         iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
         users = {}
-        for user, policy in (("writer", _policy("s3:*")), ("reader", _policy("s3:Get*", "s3:List*")), ("nobody", None)):
+        for user, policy in (("writer", _policy("s3:*")), ("reader", _policy("s3:Get*", "s3:List*", "s3:HeadObject")), ("nobody", None)):
             iam.create_user(UserName=user)
             if policy:
                 iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=policy)
