@@ -84,4 +84,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from laion_lake.cli_common import exit_without_finalizing
+
+    # as the CLI ends: Icechunk's Rust threads can abort a finalizing interpreter (exit -6 after DONE)
+    exit_without_finalizing(main(sys.argv[1:]))
