@@ -228,13 +228,12 @@ def solve_kernel_ridge_cv_eigen(
     Notes
     -----
     Cost after the decomposition: ``Q^T Y`` (2 n^2 n_targets), then (shared alpha, LOO) ``B B^T``
-    and one product of 2 n^3 flops for every alpha at once, a product of 2 n^2 min(n, n_targets)
-    flops for each alpha
-    where that form could round badly and the alpha could be chosen (see
-    :mod:`laion_lake.compute.loo_fractions`); per alpha a
-    GEMM of 2 n^2 n_targets (per-target LOO), or
-    O(n n_targets) (GCV). Extra memory: ``B`` (n x n_targets), one transient copy of it for the QR,
-    and, beside ``Q``, blocks of 512 rows (shared alpha) or one (n x n) array (per-target LOO).
+    and one product of 2 n^3 flops for every alpha at once, plus a product of 2 n^2 min(n, n_targets)
+    flops for each alpha where that form could round badly and the alpha could be chosen (see
+    :mod:`laion_lake.compute.loo_fractions`); per alpha a GEMM of 2 n^2 n_targets (per-target LOO),
+    or O(n n_targets) (GCV). Extra memory: ``B`` (n x n_targets), one transient copy of it for the
+    QR, and, beside ``Q``, blocks of ``ROW_BLOCK`` (512) rows (shared alpha) or one (n x n) array
+    (per-target LOO).
     """
     alphas = np.asarray(alphas, dtype=np.float64).ravel()
     if alphas.size == 0 or not np.all(alphas > 0):
